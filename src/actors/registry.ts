@@ -1,0 +1,148 @@
+/**
+ * Resolves actors by key on this node: spawns a nact actor on first use, respawns it after
+ * passivation, and passivates idle ones. Every delivery resolves when the actor reports the
+ * command complete (not when it was enqueued), so a bus can ack after the work is done.
+ *
+ * nact drops dispatches to stopped actors and, by default, stops an actor and drops its
+ * mailbox on an exception; so passivation is ours (an actor is stopped only when nothing is
+ * in flight for it and it agrees), and handler errors reject the delivery instead of crashing.
+ */
+import { dispatch, spawn, stop, type Ref } from 'nact';
+
+export interface Completion {
+  resolve(): void;
+  reject(err: unknown): void;
+}
+
+export interface Actor<C> {
+  /** Handle one command. Call `done` when its work is complete (possibly later). */
+  handle(cmd: C, done: Completion): Promise<void> | void;
+  /** True when the actor holds nothing that cannot be reloaded from the store. */
+  canPassivate(): boolean;
+  /** Called before the actor is stopped for idleness. */
+  passivate(): Promise<void>;
+}
+
+export interface RegistryOptions {
+  /** An actor unused this long (ms) is passivated. */
+  idleMs: number;
+  onError?: (key: string, err: unknown) => void;
+}
+
+interface Envelope<C> {
+  cmd: C;
+  done: Completion;
+}
+
+interface Entry<C> {
+  ref: Ref<Envelope<C>>;
+  actor: Actor<C>;
+  inflight: number;
+  lastUsed: number;
+}
+
+export class ActorRegistry<C> {
+  private readonly entries = new Map<string, Entry<C>>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly parent: Ref<unknown>,
+    private readonly kind: string,
+    private readonly factory: (key: string) => Actor<C>,
+    private readonly opts: RegistryOptions,
+  ) {
+    this.sweeper = setInterval(() => void this.sweep(), Math.max(50, Math.floor(opts.idleMs / 2)));
+    this.sweeper.unref();
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Deliver a command; resolves when the actor completes it, rejects if it failed. */
+  deliver(key: string, cmd: C): Promise<void> {
+    const entry = this.entries.get(key) ?? this.spawnEntry(key);
+    entry.inflight++;
+    entry.lastUsed = Date.now();
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const settle = () => {
+        if (settled) return false;
+        settled = true;
+        entry.inflight--;
+        entry.lastUsed = Date.now();
+        return true;
+      };
+      dispatch(entry.ref, {
+        cmd,
+        done: {
+          resolve: () => settle() && resolve(),
+          reject: (err) => settle() && reject(err),
+        },
+      });
+    });
+  }
+
+  /** The live actor for a key, if one is active (for tests and metrics). */
+  peek(key: string): Actor<C> | undefined {
+    return this.entries.get(key)?.actor;
+  }
+
+  /** Passivate every actor (shutdown). */
+  async stopAll(): Promise<void> {
+    clearInterval(this.sweeper);
+    const all = [...this.entries.entries()];
+    this.entries.clear();
+    for (const [key, entry] of all) {
+      try {
+        await entry.actor.passivate();
+      } catch (err) {
+        this.opts.onError?.(key, err);
+      }
+      stop(entry.ref);
+    }
+  }
+
+  private spawnEntry(key: string): Entry<C> {
+    const actor = this.factory(key);
+    const onError = this.opts.onError;
+    const ref = spawn(
+      this.parent,
+      async (state: null, env: Envelope<C>) => {
+        try {
+          await actor.handle(env.cmd, env.done);
+        } catch (err) {
+          onError?.(key, err);
+          env.done.reject(err);
+        }
+        return state;
+      },
+      `${this.kind}-${this.entries.size}-${Math.random().toString(36).slice(2, 10)}`,
+      {
+        initialState: null,
+        onCrash: (_msg, err, ctx) => {
+          onError?.(key, err);
+          return ctx.resume;
+        },
+      },
+    ) as Ref<Envelope<C>>;
+    const entry: Entry<C> = { ref, actor, inflight: 0, lastUsed: Date.now() };
+    this.entries.set(key, entry);
+    return entry;
+  }
+
+  private async sweep(): Promise<void> {
+    const cutoff = Date.now() - this.opts.idleMs;
+    for (const [key, entry] of this.entries) {
+      if (entry.inflight > 0 || entry.lastUsed > cutoff || !entry.actor.canPassivate()) continue;
+      // Remove first: a delivery from now on spawns a fresh actor (which reloads from the store).
+      this.entries.delete(key);
+      try {
+        await entry.actor.passivate();
+      } catch (err) {
+        this.opts.onError?.(key, err);
+      }
+      stop(entry.ref);
+    }
+  }
+}

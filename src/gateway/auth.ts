@@ -1,0 +1,34 @@
+/** Client tokens: JWTs signed HS256 with the node's secret; `sub` is the user id. */
+import { SignJWT, jwtVerify } from 'jose';
+import { USER_ID_RE } from '../protocol/codes.js';
+
+export class TokenError extends Error {}
+
+export class Auth {
+  private readonly key: Uint8Array;
+  constructor(secret: string) {
+    this.key = new TextEncoder().encode(secret);
+  }
+
+  /** The user id of a valid token; throws TokenError for anything else (alg:none included). */
+  async verify(token: string): Promise<string> {
+    try {
+      const { payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'], requiredClaims: ['sub'] });
+      const sub = payload.sub;
+      if (typeof sub !== 'string' || !USER_ID_RE.test(sub)) throw new TokenError('sub is not a valid user id');
+      return sub;
+    } catch (err) {
+      if (err instanceof TokenError) throw err;
+      throw new TokenError(err instanceof Error ? err.message : 'invalid token');
+    }
+  }
+
+  sign(user: string, ttlSeconds: number): Promise<string> {
+    return new SignJWT({})
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(user)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
+      .sign(this.key);
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * One client WebSocket: the hello handshake, decoding and validation of every frame, the
+ * limits of PROTOCOL.md §5 (frame and body size, bad-frame budget, send rate), and the
+ * mapping of each frame to an actor command or a query. Replies and pushes come back
+ * through `send`, which also bounds what a slow reader may have queued.
+ */
+import type { WebSocket } from 'ws';
+import type { Encoding } from '../protocol/codes.js';
+import { CLOSE, convKind, dmId } from '../protocol/codes.js';
+import { type ClientFrame, type ClientFrameOf, type ReqId, type ServerFrame, clientFrameSchema, msgFrame, CLIENT_FRAME_TYPES } from '../protocol/frames.js';
+import { type Origin, RequestError, wireError } from '../actors/ports/index.js';
+import { DecodeError, decodeFrame } from './codec.js';
+import { TokenBucket, WindowCounter } from './rate-limit.js';
+import type { GatewayContext } from './context.js';
+
+const BAD_FRAME_LIMIT = 20;
+
+export class ClientConnection {
+  user: string | null = null;
+  alive = true;
+  private state: 'hello' | 'authenticating' | 'open' | 'closed' = 'hello';
+  private readonly early: Array<[Buffer, boolean]> = [];
+  private readonly bucket: TokenBucket;
+  private readonly badFrames = new WindowCounter(60_000);
+  private readonly helloTimer: NodeJS.Timeout;
+
+  constructor(
+    readonly id: string,
+    private readonly ws: WebSocket,
+    readonly encoding: Encoding,
+    private readonly ctx: GatewayContext,
+  ) {
+    this.bucket = new TokenBucket(ctx.config.rate, ctx.config.rate * 2);
+    this.helloTimer = setTimeout(() => this.unauthorized('no hello in time'), ctx.config.helloTimeoutMs);
+    this.helloTimer.unref();
+  }
+
+  get open(): boolean {
+    return this.state !== 'closed';
+  }
+
+  /** Called by the gateway's ping timer: a socket that missed the last pong is dropped. */
+  heartbeat(): void {
+    if (!this.alive) {
+      this.ws.terminate();
+      this.closed();
+      return;
+    }
+    this.alive = false;
+    this.ws.ping();
+  }
+
+  // ------------------------------------------------------------ outbound
+
+  send(frame: ServerFrame, encoded?: string | Buffer): void {
+    if (this.state === 'closed' || this.ws.readyState !== this.ws.OPEN) return;
+    this.ws.send(encoded ?? this.ctx.encode(frame, this.encoding));
+    this.ctx.metrics.framesOut.inc();
+    if (this.ws.bufferedAmount > this.ctx.config.maxQueuedBytes) {
+      this.ctx.log.warn({ conn: this.id, user: this.user, queued: this.ws.bufferedAmount }, 'slow consumer closed');
+      this.close(CLOSE.slowConsumer, 'slow consumer');
+      setTimeout(() => this.ws.terminate(), 1000).unref();
+    }
+  }
+
+  private error(re: ReqId | undefined, err: unknown): void {
+    const e = wireError(err);
+    if (e.code === 'internal') this.ctx.log.error({ conn: this.id, err: String(err) }, 'request failed');
+    this.ctx.metrics.errors.inc({ code: e.code });
+    this.send(re === undefined ? { t: 'err', ...e } : { t: 'err', re, ...e });
+  }
+
+  close(code: number, reason: string): void {
+    if (this.state === 'closed') return;
+    this.ctx.metrics.closes.inc({ code: String(code) });
+    this.ws.close(code, reason);
+    this.closed();
+  }
+
+  /** The socket is gone (either side): release everything. */
+  closed(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.helloTimer);
+    this.ctx.forget(this);
+    if (this.user) {
+      this.ctx.router.toUser({ type: 'detach', user: this.user, conn: { node: this.ctx.node, conn: this.id } }).catch(() => {});
+    }
+  }
+
+  private unauthorized(why: string): void {
+    if (this.state === 'closed') return;
+    this.ctx.log.info({ conn: this.id, why }, 'unauthorized');
+    this.send({ t: 'err', code: 'unauthorized', msg: why });
+    this.close(CLOSE.unauthorized, 'unauthorized');
+  }
+
+  // ------------------------------------------------------------ inbound
+
+  onMessage(data: Buffer, isBinary: boolean): void {
+    if (this.state === 'closed') return;
+    if (this.state === 'authenticating') {
+      this.early.push([data, isBinary]);
+      return;
+    }
+    let raw: unknown;
+    try {
+      raw = decodeFrame(data, isBinary, this.encoding);
+    } catch (err) {
+      if (this.state === 'hello') return this.unauthorized('the first frame must be hello');
+      return this.bad(undefined, err instanceof DecodeError ? err.message : 'undecodable frame');
+    }
+    const re = requestId(raw);
+    const parsed = clientFrameSchema.safeParse(raw);
+    if (this.state === 'hello') {
+      if (!parsed.success || parsed.data.t !== 'hello') return this.unauthorized('the first frame must be hello');
+      void this.hello(parsed.data);
+      return;
+    }
+    if (!parsed.success) {
+      const t = raw !== null && typeof raw === 'object' ? (raw as { t?: unknown }).t : undefined;
+      const why = typeof t !== 'string' ? 'frame needs a string field t' : !CLIENT_FRAME_TYPES.has(t) ? `unknown frame type "${t}"` : describe(parsed.error);
+      return this.bad(re, why);
+    }
+    this.ctx.metrics.framesIn.inc({ t: parsed.data.t });
+    try {
+      this.dispatch(parsed.data);
+    } catch (err) {
+      this.error(re, err);
+    }
+  }
+
+  private bad(re: ReqId | undefined, why: string): void {
+    this.ctx.metrics.badFrames.inc();
+    this.error(re, new RequestError('bad_request', why));
+    if (this.badFrames.hit() > BAD_FRAME_LIMIT) this.close(CLOSE.policy, 'too many bad frames');
+  }
+
+  private async hello(frame: ClientFrameOf<'hello'>): Promise<void> {
+    this.state = 'authenticating';
+    let user: string;
+    try {
+      user = await this.ctx.auth.verify(frame.token);
+    } catch (err) {
+      this.state = 'hello';
+      return this.unauthorized(`bad token: ${err instanceof Error ? err.message : 'invalid'}`);
+    }
+    if (this.state !== 'authenticating') return;
+    clearTimeout(this.helloTimer);
+    this.user = user;
+    this.state = 'open';
+    this.send({ t: 'welcome', user, node: this.ctx.node, time: Date.now() });
+    this.ctx.router.toUser({ type: 'attach', user, conn: { node: this.ctx.node, conn: this.id } }).catch((err) => {
+      this.ctx.log.error({ conn: this.id, err: String(err) }, 'attach failed');
+      this.close(CLOSE.goingAway, 'unavailable');
+    });
+    for (const [data, isBinary] of this.early.splice(0)) this.onMessage(data, isBinary);
+  }
+
+  private origin(re: ReqId | undefined): Origin {
+    return re === undefined ? { node: this.ctx.node, conn: this.id } : { node: this.ctx.node, conn: this.id, re };
+  }
+
+  /** Hand a command to a conversation actor; a bus failure becomes `unavailable`. */
+  private route(re: ReqId | undefined, publish: Promise<void>): void {
+    publish.catch((err) => this.error(re, new RequestError('unavailable', `try again: ${err instanceof Error ? err.message : String(err)}`)));
+  }
+
+  /** Run a query and send its `ok` (or the error). */
+  private answer(re: ReqId, work: Promise<Record<string, unknown>>): void {
+    work.then(
+      (fields) => this.send({ t: 'ok', re, ...fields }),
+      (err) => this.error(re, err),
+    );
+  }
+
+  private conv(conv: string): string {
+    if (convKind(conv) === null) throw new RequestError('not_found', 'no such conversation');
+    return conv;
+  }
+
+  private dispatch(f: ClientFrame): void {
+    const user = this.user!;
+    const router = this.ctx.router;
+    switch (f.t) {
+      case 'hello':
+        throw new RequestError('bad_request', 'already signed in');
+      case 'send': {
+        const wait = this.bucket.take();
+        if (wait > 0) throw new RequestError('rate_limited', `more than ${this.ctx.config.rate} sends a second`, wait);
+        if ((f.to === undefined) === (f.conv === undefined)) throw new RequestError('bad_request', 'send needs exactly one of to, conv');
+        if (f.body === undefined && f.media === undefined) throw new RequestError('bad_request', 'send needs body or media');
+        if (f.body !== undefined && Buffer.byteLength(f.body, 'utf8') > this.ctx.config.maxBody) {
+          throw new RequestError('too_large', `body over ${this.ctx.config.maxBody} bytes`);
+        }
+        if (f.to === user) throw new RequestError('bad_request', 'cannot send to yourself');
+        const conv = f.to !== undefined ? dmId(user, f.to) : this.conv(f.conv!);
+        const cmd: Parameters<typeof router.toConversation>[0] = { type: 'send', conv, from: user, origin: this.origin(f.id), cmid: f.cmid };
+        if (f.to !== undefined) cmd.to = f.to;
+        if (f.body !== undefined) cmd.body = f.body;
+        if (f.media) cmd.media = f.media;
+        if (f.reply) cmd.reply = f.reply;
+        return this.route(f.id, router.toConversation(cmd));
+      }
+      case 'recv':
+      case 'read':
+        return this.route(f.id, router.toConversation({ type: f.t, conv: this.conv(f.conv), user, origin: this.origin(f.id), seq: f.seq }));
+      case 'typing':
+        return this.route(f.id, router.toConversation({ type: 'typing', conv: this.conv(f.conv), user, origin: this.origin(f.id), on: f.on }));
+      case 'active':
+        return;
+      case 'group.create': {
+        const conv = this.ctx.groupId(user, f.cmid);
+        const cmd = { type: 'group.create' as const, conv, by: user, origin: this.origin(f.id), cmid: f.cmid, title: f.title, members: f.members };
+        return this.route(f.id, router.toConversation(cmd));
+      }
+      case 'group.add':
+      case 'group.remove':
+        return this.route(f.id, router.toConversation({ type: f.t, conv: this.conv(f.conv), by: user, origin: this.origin(f.id), users: f.users }));
+      case 'group.leave':
+      case 'group.info':
+        return this.route(f.id, router.toConversation({ type: f.t, conv: this.conv(f.conv), by: user, origin: this.origin(f.id) }));
+      case 'info':
+        return this.route(f.id, router.toConversation({ type: 'info', conv: this.conv(f.conv), by: user, origin: this.origin(f.id), seq: f.seq }));
+      case 'convs':
+        return this.answer(f.id, this.ctx.queries.convs(user).then((convs) => ({ convs })));
+      case 'history':
+        return this.answer(f.id, this.ctx.queries.history(user, this.conv(f.conv), f.before, f.limit).then((msgs) => ({ msgs })));
+      case 'sync':
+        return this.answer(
+          f.id,
+          this.ctx.queries.sync(user, f.since, (m) => this.send(msgFrame(m))).then((convs) => ({ convs })),
+        );
+      case 'presence.sub':
+      case 'presence.unsub':
+      case 'media.put':
+      case 'media.get':
+        throw new RequestError('unavailable', `${f.t} is not served by this node yet`);
+      case 'ping':
+        return this.send({ t: 'pong', re: f.id, time: Date.now() });
+    }
+  }
+}
+
+function requestId(raw: unknown): ReqId | undefined {
+  if (raw === null || typeof raw !== 'object') return undefined;
+  const id = (raw as { id?: unknown }).id;
+  if (typeof id === 'string' && id.length > 0 && id.length <= 64) return id;
+  if (typeof id === 'number' && Number.isSafeInteger(id)) return id;
+  return undefined;
+}
+
+function describe(error: { issues: Array<{ path: PropertyKey[]; message: string }> }): string {
+  const first = error.issues[0];
+  if (!first) return 'invalid frame';
+  const path = first.path.map(String).join('.');
+  return path ? `${path}: ${first.message}` : first.message;
+}

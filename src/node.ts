@@ -1,0 +1,196 @@
+#!/usr/bin/env node
+/**
+ * The composition root: reads the settings, builds the store, the bus, the actor
+ * registries, the router and the gateway, and wires them together. The only file that
+ * reads the environment or exits. `startNode` is also what the tests use in-process.
+ */
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { start as startActorSystem, stop as stopActorSystem } from 'nact';
+import { pino, type Logger } from 'pino';
+import { type Config, ConfigError, loadConfig } from './config.js';
+import type { ConversationCommand, Store, UserCommand } from './actors/ports/index.js';
+import { ActorRegistry } from './actors/registry.js';
+import { ConversationActor } from './actors/conversation.js';
+import { UserActor } from './actors/user.js';
+import { Router } from './cluster/router.js';
+import { LocalBus } from './transport/local-bus.js';
+import type { Bus } from './transport/bus.js';
+import { SqliteStore } from './storage/sqlite-store.js';
+import { Gateway } from './gateway/server.js';
+import { Auth } from './gateway/auth.js';
+import { Queries } from './gateway/queries.js';
+import { Metrics } from './metrics.js';
+import { CLOSE } from './protocol/codes.js';
+
+export interface RunningNode {
+  config: Config;
+  node: string;
+  port: number;
+  url: string;
+  store: Store;
+  auth: Auth;
+  log: Logger;
+  /** Graceful stop: stop accepting, close sockets with 1001, flush, release. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+}
+
+async function openStore(config: Config): Promise<Store> {
+  if (config.cqlContactPoints) {
+    throw new ConfigError('SB_CQL_CONTACT_POINTS', 'the CQL store is not part of this build yet; unset it to use the embedded store');
+  }
+  mkdirSync(config.dataDir, { recursive: true });
+  return SqliteStore.open({ path: join(resolve(config.dataDir), 'switchboard.db'), synchronous: config.sqliteSync });
+}
+
+async function openBus(config: Config, log: Logger, metrics: Metrics): Promise<Bus> {
+  if (config.natsUrl) {
+    throw new ConfigError('SB_NATS_URL', 'cluster mode is not part of this build yet; unset it to run a single node');
+  }
+  return new LocalBus({
+    log,
+    onRedeliver: () => metrics.redeliveries.inc(),
+    onDeadLetter: () => metrics.deadLetters.inc(),
+  });
+}
+
+export async function startNode(config: Config, opts: StartOptions = {}): Promise<RunningNode> {
+  const log = opts.log ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
+  const metrics = new Metrics();
+  const store = await openStore(config);
+  const bus = await openBus(config, log, metrics);
+  const system = startActorSystem();
+  const auth = new Auth(config.jwtSecret);
+  const onActorError = (key: string, err: unknown) => log.error({ key, err: String(err) }, 'actor error');
+
+  // The registries and the router refer to each other: the router is the actors' courier.
+  let router!: Router;
+  const courier = {
+    toUser: (cmd: UserCommand) => router.toUser(cmd),
+    toConnection: (...args: Parameters<Router['toConnection']>) => router.toConnection(...args),
+  };
+  const conversations = new ActorRegistry<ConversationCommand>(
+    system,
+    'conv',
+    (conv) =>
+      new ConversationActor(conv, {
+        store,
+        courier,
+        log,
+        epoch: () => 1,
+        now: Date.now,
+        maxGroup: config.maxGroup,
+        groupReceiptMs: 1000,
+        watermarkFlushMs: 50,
+        onCommit: (n, ms) => {
+          metrics.committed.inc(n);
+          metrics.commitBatch.observe(n);
+          metrics.commitSeconds.observe(ms / 1000);
+        },
+      }),
+    { idleMs: config.actorIdleMs, onError: onActorError },
+  );
+  const users = new ActorRegistry<UserCommand>(
+    system,
+    'user',
+    (user) => new UserActor(user, { store, courier, log, backlogPage: 500 }),
+    { idleMs: Math.min(config.actorIdleMs, 10_000), onError: onActorError },
+  );
+  const gateway = new Gateway({
+    config,
+    node: config.nodeId,
+    log,
+    auth,
+    queries: new Queries(store),
+    metrics,
+    router: { toConversation: (cmd) => router.toConversation(cmd), toUser: (cmd) => router.toUser(cmd) },
+    storeInfo: () => store.info(),
+  });
+  router = new Router({
+    node: config.nodeId,
+    partitions: config.partitions,
+    bus,
+    conversations,
+    users,
+    localPush: (conn, frame) => gateway.push(conn, frame),
+  });
+  metrics.onCollect(() => {
+    metrics.actors.set({ kind: 'conversation' }, conversations.size);
+    metrics.actors.set({ kind: 'user' }, users.size);
+  });
+
+  await router.start(Array.from({ length: config.partitions }, (_, i) => i));
+  const address = await gateway.listen();
+  gateway.markReady();
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  log.info({ port: address.port, store: store.info(), dev: config.dev }, 'node ready');
+
+  let stopping: Promise<void> | null = null;
+  return {
+    config,
+    node: config.nodeId,
+    port: address.port,
+    url: `ws://${host}:${address.port}/ws`,
+    store,
+    auth,
+    log,
+    stop: () =>
+      (stopping ??= (async () => {
+        await gateway.close(CLOSE.goingAway);
+        await router.stop();
+        await conversations.stopAll();
+        await users.stopAll();
+        await bus.close();
+        stopActorSystem(system);
+        await store.close();
+        log.info({}, 'node stopped');
+      })()),
+  };
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    const msg = err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err);
+    process.stderr.write(`switchboard: bad setting: ${msg}\n`);
+    process.exit(2);
+  }
+  let node: RunningNode;
+  try {
+    node = await startNode(config);
+  } catch (err) {
+    const msg = err instanceof ConfigError ? `bad setting: ${err.message}` : `cannot start: ${err instanceof Error ? err.message : String(err)}`;
+    process.stderr.write(`switchboard: ${msg}\n`);
+    process.exit(err instanceof ConfigError ? 2 : 1);
+  }
+  if (config.dev) {
+    process.stdout.write(
+      `\nSwitchboard dev node on http://127.0.0.1:${node.port}\n` +
+        `  token:     curl 'http://127.0.0.1:${node.port}/dev/token?user=alice'\n` +
+        `  websocket: ${node.url}\n  health:    http://127.0.0.1:${node.port}/healthz\n\n`,
+    );
+  }
+  const shutdown = (signal: string) => {
+    node.log.info({ signal }, 'draining');
+    node.stop().then(
+      () => process.exit(0),
+      (err) => {
+        node.log.error({ err: String(err) }, 'unclean stop');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  void main();
+}
