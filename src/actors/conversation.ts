@@ -543,7 +543,11 @@ export class ConversationActor implements Actor<ConversationCommand> {
       else this.members.delete(c.user);
     }
     const actor = this.members.get(by);
-    if (actor) carryOwn(actor, msg.seq);
+    if (actor) {
+      carryOwn(actor, msg.seq);
+      this.dirtyMarks.add(by);
+      this.scheduleMarks();
+    }
     return msg;
   }
 
