@@ -239,6 +239,13 @@ describe.each(['json', 'msgpack'] as const)('SwitchboardClient (%s)', (encoding)
     await expect(p1).resolves.toMatchObject({ seq: 1 });
     await expect(p2).resolves.toMatchObject({ seq: 1 });
     expect(s.framesOf('send')).toHaveLength(1);
+    // The same cmid with other content while the first is pending: refused, nothing written.
+    const p3 = c.send({ to: 'bob', body: 'x', cmid: 'busy' });
+    await expect(c.send({ conv: 'dm:alice:bob', body: 'x', cmid: 'busy' })).rejects.toMatchObject({ code: 'bad_request' });
+    const f3 = await s.next('send');
+    s.push({ t: 'ack', re: f3.id, conv: 'dm:alice:bob', seq: 2, cmid: 'busy', ts: 1 });
+    await expect(p3).resolves.toMatchObject({ seq: 2 });
+    expect(s.framesOf('send').filter((x) => x.cmid === 'busy')).toHaveLength(1);
   });
 
   it('a send without reply: ping, then drop the silent connection and resend on the next', async () => {
@@ -411,9 +418,11 @@ describe('SwitchboardClient connection lifecycle', () => {
     await s.next('send');
     const closes: unknown[] = [];
     c.on('close', (x) => closes.push(x));
+    const settled = Promise.allSettled([p, q]);
     await c.close();
-    await expect(p).rejects.toMatchObject({ code: 'closed' });
-    await expect(q).rejects.toMatchObject({ code: 'closed' });
+    const [rp, rq] = await settled;
+    expect(rp).toMatchObject({ status: 'rejected', reason: { code: 'closed' } });
+    expect(rq).toMatchObject({ status: 'rejected', reason: { code: 'closed' } });
     expect(s.closedWith).toEqual({ code: 1000, reason: 'client close' });
     expect(closes).toEqual([{ code: 1000, reason: 'client close', reconnect: false }]);
     expect(c.state).toBe('closed');

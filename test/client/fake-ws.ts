@@ -21,7 +21,7 @@ export class FakeSocket implements WebSocketLike {
   /** Raw payload types the client wrote ('string' or 'binary'). */
   readonly kinds: string[] = [];
   closedWith: { code?: number; reason?: string } | undefined;
-  private cursor = 0;
+  private readonly taken = new Set<WireFrame>();
   private waiters: Waiter[] = [];
 
   constructor(
@@ -36,11 +36,12 @@ export class FakeSocket implements WebSocketLike {
     this.kinds.push(typeof data === 'string' ? 'string' : 'binary');
     const f = this.codec.decode(data as string | ArrayBufferView);
     this.frames.push(f);
-    this.waiters = this.waiters.filter((w) => {
-      if (!w.pred(f)) return true;
+    const w = this.waiters.find((x) => x.pred(f));
+    if (w) {
+      this.waiters.splice(this.waiters.indexOf(w), 1);
+      this.taken.add(f);
       w.resolve(f);
-      return false;
-    });
+    }
   }
 
   close(code?: number, reason?: string): void {
@@ -76,15 +77,13 @@ export class FakeSocket implements WebSocketLike {
     this.onclose?.({ code, reason });
   }
 
-  /** The next frame (after those already taken) of type t / matching pred. */
+  /** The first frame not yet taken by next() of type t / matching pred (waits for it). */
   next(t?: string, pred: (f: WireFrame) => boolean = () => true, timeoutMs = 2_000): Promise<WireFrame> {
     const match = (f: WireFrame): boolean => (t === undefined || f.t === t) && pred(f);
-    for (let i = this.cursor; i < this.frames.length; i++) {
-      const f = this.frames[i] as WireFrame;
-      if (match(f)) {
-        this.cursor = i + 1;
-        return Promise.resolve(f);
-      }
+    const have = this.frames.find((f) => !this.taken.has(f) && match(f));
+    if (have) {
+      this.taken.add(have);
+      return Promise.resolve(have);
     }
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no client frame ${t ?? ''} within ${timeoutMs} ms`)), timeoutMs);
@@ -92,7 +91,6 @@ export class FakeSocket implements WebSocketLike {
         pred: match,
         resolve: (f) => {
           clearTimeout(timer);
-          this.cursor = this.frames.indexOf(f) + 1;
           resolve(f);
         },
       });

@@ -70,6 +70,18 @@ describe('Outbox', () => {
     expect(box.get('k1')?.attempts).toBe(2);
   });
 
+  it('refuses a pending key with a different frame when sameFrame is given', async () => {
+    const wire: string[] = [];
+    const box = new Outbox<F, string>({
+      transmit: (item) => (wire.push(item.frame.cmid), true),
+      sameFrame: (a, b) => JSON.stringify(a) === JSON.stringify(b),
+    });
+    const p1 = box.add('k', { t: 'send', cmid: 'a' });
+    expect(box.add('k', { t: 'send', cmid: 'a' })).toBe(p1);
+    await expect(box.add('k', { t: 'other', cmid: 'a' })).rejects.toMatchObject({ code: 'bad_request' });
+    expect(wire).toEqual(['a']);
+  });
+
   it('honours retryMs of rate_limited', () => {
     const { box, wire, retries } = setup();
     void box.add('k1', { t: 'send', cmid: 'a' });
