@@ -16,6 +16,8 @@ export interface LocalBusOptions {
 
 export class LocalBus implements Bus {
   private readonly consumers = new Map<number, EnvelopeHandler>();
+  /** Handlers in flight per partition, so that stopping a consumer can wait for them. */
+  private readonly running = new Map<number, Set<Promise<void>>>();
   private readonly nodes = new Map<string, (push: NodePush) => void>();
   private readonly maxDeliver: number;
   private readonly backoff: number[];
@@ -37,6 +39,14 @@ export class LocalBus implements Bus {
   private run(partition: number, env: ActorEnvelope, attempt: number): void {
     const handler = this.consumers.get(partition);
     const result = handler ? handler(env) : Promise.reject(new BusUnavailableError(`no consumer for partition ${partition}`));
+    let set = this.running.get(partition);
+    if (!set) this.running.set(partition, (set = new Set()));
+    const tracked: Promise<void> = result.then(
+      () => {},
+      () => {},
+    );
+    set.add(tracked);
+    void tracked.then(() => set.delete(tracked));
     result.catch((err: unknown) => {
       if (attempt >= this.maxDeliver || this.closed) {
         this.opts.log.error({ kind: env.kind, key: env.key, type: env.cmd.type, attempt, err: String(err) }, 'dead letter');
@@ -54,6 +64,7 @@ export class LocalBus implements Bus {
     return {
       stop: async () => {
         if (this.consumers.get(partition) === handler) this.consumers.delete(partition);
+        await Promise.all([...(this.running.get(partition) ?? [])]);
       },
     };
   }
