@@ -124,7 +124,8 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
     metrics.actors.set({ kind: 'user' }, users.size);
   });
 
-  await router.start(Array.from({ length: config.partitions }, (_, i) => i));
+  await router.start();
+  for (let p = 0; p < config.partitions; p++) await router.acquire(p);
   const address = await gateway.listen();
   gateway.markReady();
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;

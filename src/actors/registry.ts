@@ -88,6 +88,28 @@ export class ActorRegistry<C> {
     return this.entries.get(key)?.actor;
   }
 
+  /** Passivate the actors whose key matches, once nothing is in flight for them (partition hand-off). */
+  async evict(match: (key: string) => boolean): Promise<void> {
+    const victims = [...this.entries.entries()].filter(([key]) => match(key));
+    await Promise.all(
+      victims.map(async ([key, entry]) => {
+        for (let i = 0; entry.inflight > 0 && i < 600; i++) await new Promise((r) => setTimeout(r, 50));
+        if (this.entries.get(key) === entry) this.entries.delete(key);
+        try {
+          await entry.actor.passivate();
+        } catch (err) {
+          this.opts.onError?.(key, err);
+        }
+        stop(entry.ref);
+      }),
+    );
+  }
+
+  /** Every live actor (e.g. to tell user actors that a node died). */
+  forEach(fn: (actor: Actor<C>, key: string) => void): void {
+    for (const [key, entry] of this.entries) fn(entry.actor, key);
+  }
+
   /** Passivate every actor (shutdown). */
   async stopAll(): Promise<void> {
     clearInterval(this.sweeper);

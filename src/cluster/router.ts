@@ -9,6 +9,7 @@ import type { ServerFrame } from '../protocol/frames.js';
 import type { ActorRegistry } from '../actors/registry.js';
 import type { ActorEnvelope, Bus, Subscription } from '../transport/bus.js';
 import { convKey, partitionOf, userKey } from './partition.js';
+import type { PartitionHost } from './coordinator.js';
 
 export interface RouterOptions {
   node: string;
@@ -20,22 +21,41 @@ export interface RouterOptions {
   localPush(conn: string, frame: ServerFrame): void;
 }
 
-export class Router implements Courier {
-  private readonly subs: Subscription[] = [];
+export class Router implements Courier, PartitionHost {
+  private readonly consumers = new Map<number, Subscription>();
+  private pushes: Subscription | null = null;
+  private readonly handler = (env: ActorEnvelope): Promise<void> =>
+    env.kind === 'conv' ? this.opts.conversations.deliver(env.key, env.cmd) : this.opts.users.deliver(env.key, env.cmd);
 
   constructor(private readonly opts: RouterOptions) {}
 
-  /** Consume the partitions this node owns (all of them, on a single node) and its push channel. */
-  async start(owned: Iterable<number>): Promise<void> {
-    const handler = (env: ActorEnvelope): Promise<void> =>
-      env.kind === 'conv' ? this.opts.conversations.deliver(env.key, env.cmd) : this.opts.users.deliver(env.key, env.cmd);
-    for (const p of owned) this.subs.push(await this.opts.bus.consume(p, handler));
-    this.subs.push(await this.opts.bus.subscribeNode(this.opts.node, (push) => this.opts.localPush(push.conn, push.frame)));
+  /** Listen for pushes to this node's sockets. */
+  async start(): Promise<void> {
+    this.pushes = await this.opts.bus.subscribeNode(this.opts.node, (push) => this.opts.localPush(push.conn, push.frame));
+  }
+
+  /** Start consuming a partition this node now owns. */
+  async acquire(partition: number): Promise<void> {
+    if (this.consumers.has(partition)) return;
+    this.consumers.set(partition, await this.opts.bus.consume(partition, this.handler));
+  }
+
+  /** Stop consuming a partition, finish its in-flight commands and passivate its actors. */
+  async release(partition: number): Promise<void> {
+    const sub = this.consumers.get(partition);
+    this.consumers.delete(partition);
+    await sub?.stop();
+    const P = this.opts.partitions;
+    await Promise.all([
+      this.opts.conversations.evict((conv) => partitionOf(convKey(conv), P) === partition),
+      this.opts.users.evict((user) => partitionOf(userKey(user), P) === partition),
+    ]);
   }
 
   async stop(): Promise<void> {
-    const subs = this.subs.splice(0);
-    await Promise.all(subs.map((s) => s.stop()));
+    await Promise.all([...this.consumers.keys()].map((p) => this.release(p)));
+    await this.pushes?.stop();
+    this.pushes = null;
   }
 
   toConversation(cmd: ConversationCommand): Promise<void> {
