@@ -7,7 +7,7 @@ export default defineConfig({
     hookTimeout: 180_000,
     pool: 'forks',
     maxWorkers: 2,
-    globalSetup: [],
+    globalSetup: ['test/setup/cassandra.ts'],
     reporters: ['default'],
   },
 });

@@ -1,0 +1,67 @@
+/**
+ * Cluster control over NATS KV: the cluster-wide partition count (fixed when the cluster
+ * is first created), membership, ownership epochs and the coordinator that places
+ * partitions on this node.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Kvm } from '@nats-io/kv';
+import type { Log } from '../actors/ports/index.js';
+import { Membership, type MemberRecord } from './membership.js';
+import { Epochs } from './epochs.js';
+import { Coordinator, type PartitionHost } from './coordinator.js';
+
+export interface ClusterControlOptions {
+  nc: NatsConnection;
+  node: string;
+  boot: string;
+  partitions: number;
+  replicas: number;
+  heartbeatMs: number;
+  failureMs: number;
+  ackWaitMs: number;
+  handoffMs: number;
+  host: PartitionHost;
+  log: Log;
+  onOwnersChanged?(prev: string[], next: string[], gone: MemberRecord[]): void;
+  onMoved?(partition: number, ms: number): void;
+}
+
+export class PartitionCountMismatch extends Error {}
+
+export interface ClusterControl {
+  coordinator: Coordinator;
+  membership: Membership;
+  stop(): Promise<void>;
+}
+
+export async function startClusterControl(o: ClusterControlOptions): Promise<ClusterControl> {
+  const kvm = new Kvm(o.nc);
+  const meta = await kvm.create('sb_cluster', { history: 1, replicas: o.replicas });
+  try {
+    await meta.create('partitions', String(o.partitions));
+  } catch {
+    const stored = Number((await meta.get('partitions'))?.string());
+    if (stored !== o.partitions) {
+      throw new PartitionCountMismatch(`the cluster was created with ${stored} partitions; this node is configured with ${o.partitions} (set SB_PARTITIONS=${stored})`);
+    }
+  }
+  const members = await kvm.create('sb_members', { history: 1, replicas: o.replicas });
+  const epochsKv = await kvm.create('sb_epochs', { history: 1, replicas: o.replicas });
+  const membership = new Membership({ kv: members, node: o.node, boot: o.boot, heartbeatMs: o.heartbeatMs, failureMs: o.failureMs, log: o.log });
+  const coordinator = new Coordinator({
+    node: o.node,
+    boot: o.boot,
+    partitions: o.partitions,
+    membership,
+    epochs: new Epochs(epochsKv, o.node, o.boot),
+    host: o.host,
+    ackWaitMs: o.ackWaitMs,
+    handoffWaitMs: o.handoffMs,
+    log: o.log,
+    ...(o.onOwnersChanged ? { onOwnersChanged: o.onOwnersChanged } : {}),
+    ...(o.onMoved ? { onMoved: o.onMoved } : {}),
+  });
+  await membership.start();
+  await coordinator.start();
+  return { coordinator, membership, stop: () => coordinator.stop() };
+}
