@@ -24,6 +24,12 @@ export class Metrics {
   });
   readonly redeliveries = new Counter({ name: 'sb_bus_redeliveries_total', help: 'bus commands delivered again after a failure', registers: [this.registry] });
   readonly deadLetters = new Counter({ name: 'sb_bus_dead_letters_total', help: 'bus commands given up after max deliveries', registers: [this.registry] });
+  readonly partitionMoves = new Histogram({
+    name: 'sb_partition_move_seconds',
+    help: 'time from a membership change to a gained partition serving on this node',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30],
+    registers: [this.registry],
+  });
   private readonly collectors: Array<() => void> = [];
   readonly actors = new Gauge({
     name: 'sb_actors',

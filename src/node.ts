@@ -16,12 +16,23 @@ import { ConversationActor } from './actors/conversation.js';
 import { UserActor } from './actors/user.js';
 import { Router } from './cluster/router.js';
 import { LocalBus } from './transport/local-bus.js';
+import { JetStreamBus } from './transport/jetstream-bus.js';
+import { CqlStore } from './storage/cql-store.js';
+import { startClusterControl, type ClusterControl } from './cluster/control.js';
+import { convKey, partitionOf } from './cluster/partition.js';
+import { RequestError } from './actors/ports/index.js';
+import { randomBytes } from 'node:crypto';
 import type { Bus } from './transport/bus.js';
 import { SqliteStore } from './storage/sqlite-store.js';
 import { Gateway } from './gateway/server.js';
 import { Auth } from './gateway/auth.js';
 import { Queries } from './gateway/queries.js';
 import { Metrics } from './metrics.js';
+import type { MediaStore } from './actors/ports/index.js';
+import { LastSeenWriter } from './actors/last-seen.js';
+import { MediaService } from './gateway/media.js';
+import { FsMediaStore } from './storage/fs-media-store.js';
+import { S3MediaStore, S3SetupError } from './storage/s3-media-store.js';
 import { CLOSE } from './protocol/codes.js';
 
 export interface RunningNode {
@@ -42,21 +53,55 @@ export interface StartOptions {
 
 async function openStore(config: Config): Promise<Store> {
   if (config.cqlContactPoints) {
-    throw new ConfigError('SB_CQL_CONTACT_POINTS', 'the CQL store is not part of this build yet; unset it to use the embedded store');
+    return CqlStore.open({
+      contactPoints: config.cqlContactPoints,
+      localDataCenter: config.cqlDc,
+      keyspace: config.cqlKeyspace,
+      replication: config.cqlReplication,
+      consistency: config.cqlConsistency,
+    });
+  }
+  if (config.natsUrl) {
+    throw new ConfigError('SB_CQL_CONTACT_POINTS', 'cluster mode (SB_NATS_URL) needs the shared CQL store: set SB_CQL_CONTACT_POINTS');
   }
   mkdirSync(config.dataDir, { recursive: true });
   return SqliteStore.open({ path: join(resolve(config.dataDir), 'switchboard.db'), synchronous: config.sqliteSync });
 }
 
-async function openBus(config: Config, log: Logger, metrics: Metrics): Promise<Bus> {
-  if (config.natsUrl) {
-    throw new ConfigError('SB_NATS_URL', 'cluster mode is not part of this build yet; unset it to run a single node');
+/** The media store: S3 when SB_S3_BUCKET is set, else files under SB_DATA_DIR/media served by this node. */
+async function openMediaStore(config: Config, log: Logger, fallbackBaseUrl: () => string): Promise<MediaStore> {
+  if (config.s3) {
+    const s3 = new S3MediaStore({ ...config.s3, log });
+    try {
+      await s3.check();
+    } catch (err) {
+      await s3.close();
+      throw err instanceof S3SetupError ? new ConfigError(err.setting, err.message) : err;
+    }
+    return s3;
   }
-  return new LocalBus({
-    log,
+  const dir = join(resolve(config.dataDir), 'media');
+  mkdirSync(dir, { recursive: true });
+  return new FsMediaStore({ dir, secret: config.jwtSecret, baseUrl: config.mediaBaseUrl, fallbackBaseUrl, log });
+}
+
+async function openBus(config: Config, log: Logger, metrics: Metrics): Promise<Bus> {
+  const hooks = {
     onRedeliver: () => metrics.redeliveries.inc(),
     onDeadLetter: () => metrics.deadLetters.inc(),
-  });
+  };
+  if (config.natsUrl) {
+    return JetStreamBus.connect({
+      servers: config.natsUrl,
+      log,
+      partitions: config.partitions,
+      replicas: config.natsReplicas,
+      ackWaitMs: config.ackWaitMs,
+      name: config.nodeId,
+      ...hooks,
+    });
+  }
+  return new LocalBus({ log, ...hooks });
 }
 
 export async function startNode(config: Config, opts: StartOptions = {}): Promise<RunningNode> {
@@ -67,6 +112,18 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
   const system = startActorSystem();
   const auth = new Auth(config.jwtSecret);
   const onActorError = (key: string, err: unknown) => log.error({ key, err: String(err) }, 'actor error');
+  let httpBase = '';
+  const mediaStore = await openMediaStore(config, log, () => httpBase);
+  const media = new MediaService({
+    store,
+    media: mediaStore,
+    log,
+    maxSize: config.maxMedia,
+    urlTtlMs: config.mediaUrlTtlMs,
+    orphanMs: config.mediaOrphanMs,
+  });
+  if (mediaStore instanceof FsMediaStore) mediaStore.setUploadedHook(media.uploaded);
+  const lastSeen = new LastSeenWriter({ store, log, flushMs: 1000 });
 
   // The registries and the router refer to each other: the router is the actors' courier.
   let router!: Router;
@@ -82,11 +139,17 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
         store,
         courier,
         log,
-        epoch: () => 1,
+        epoch: (conv) => {
+          if (!control) return 1;
+          const epoch = control.coordinator.epochOf(partitionOf(convKey(conv), config.partitions));
+          if (epoch === undefined) throw new RequestError('unavailable', 'conversation is moving between nodes, retry');
+          return epoch;
+        },
         now: Date.now,
         maxGroup: config.maxGroup,
         groupReceiptMs: 1000,
         watermarkFlushMs: 50,
+        completeUpload: (rec) => media.complete(rec),
         onCommit: (n, ms) => {
           metrics.committed.inc(n);
           metrics.commitBatch.observe(n);
@@ -98,7 +161,8 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
   const users = new ActorRegistry<UserCommand>(
     system,
     'user',
-    (user) => new UserActor(user, { store, courier, log, backlogPage: 500 }),
+    (user) =>
+      new UserActor(user, { store, courier, log, backlogPage: 500, onlineWindowMs: config.onlineWindowMs, lastSeen, now: Date.now }),
     { idleMs: Math.min(config.actorIdleMs, 10_000), onError: onActorError },
   );
   const gateway = new Gateway({
@@ -110,6 +174,8 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
     metrics,
     router: { toConversation: (cmd) => router.toConversation(cmd), toUser: (cmd) => router.toUser(cmd) },
     storeInfo: () => store.info(),
+    media,
+    routes: mediaStore instanceof FsMediaStore ? [mediaStore.route] : [],
   });
   router = new Router({
     node: config.nodeId,
@@ -125,10 +191,35 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
   });
 
   await router.start();
-  for (let p = 0; p < config.partitions; p++) await router.acquire(p);
+  let control: ClusterControl | null = null;
+  if (bus instanceof JetStreamBus) {
+    control = await startClusterControl({
+      nc: bus.nc,
+      node: config.nodeId,
+      boot: randomBytes(6).toString('hex'),
+      partitions: config.partitions,
+      replicas: config.natsReplicas,
+      heartbeatMs: config.heartbeatMs,
+      failureMs: config.failureMs,
+      ackWaitMs: config.ackWaitMs,
+      handoffMs: config.handoffMs,
+      host: router,
+      log,
+      onOwnersChanged: (prev, next, gone) => {
+        const goneNodes = new Set(gone.map((g) => g.node));
+        if (goneNodes.size > 0) users.forEach((actor) => (actor as UserActor).dropNodes(goneNodes));
+        gateway.reattach((p) => prev[p] !== undefined && prev[p] !== next[p], config.partitions);
+      },
+      onMoved: (_p, ms) => metrics.partitionMoves.observe(ms / 1000),
+    });
+  } else {
+    for (let p = 0; p < config.partitions; p++) await router.acquire(p);
+  }
   const address = await gateway.listen();
   gateway.markReady();
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  httpBase = `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+  media.startSweeper();
   log.info({ port: address.port, store: store.info(), dev: config.dev }, 'node ready');
 
   let stopping: Promise<void> | null = null;
@@ -142,10 +233,16 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
     log,
     stop: () =>
       (stopping ??= (async () => {
+        gateway.stopAccepting();
+        // Hand every partition off before the sockets close, so their users reconnect to a ready cluster.
+        await control?.stop();
         await gateway.close(CLOSE.goingAway);
         await router.stop();
         await conversations.stopAll();
         await users.stopAll();
+        await lastSeen.close();
+        await media.stop();
+        await mediaStore.close();
         await bus.close();
         stopActorSystem(system);
         await store.close();

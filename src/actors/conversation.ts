@@ -12,6 +12,7 @@ import {
   type ConnRef,
   type ConversationCommand,
   type Courier,
+  type MediaRecord,
   type MemberChange,
   type MemberRecord,
   type Origin,
@@ -39,6 +40,11 @@ export interface ConversationDeps {
   watermarkFlushMs: number;
   /** Called once per committed batch (metrics). */
   onCommit?(messages: number, ms: number): void;
+  /**
+   * Verify an upload the store does not know as complete yet (a media store that does not
+   * report completion itself, e.g. S3), record it, and return the record as it is now.
+   */
+  completeUpload?(rec: MediaRecord): Promise<MediaRecord>;
 }
 
 const MAX_BATCH = 256;
@@ -198,7 +204,10 @@ export class ConversationActor implements Actor<ConversationCommand> {
   }
 
   private async checkMedia(from: string, media: MediaRef): Promise<void> {
-    const rec = await this.deps.store.media(media.id);
+    let rec = await this.deps.store.media(media.id);
+    if (rec && rec.owner === from && rec.completedAt === undefined && this.deps.completeUpload) {
+      rec = await this.deps.completeUpload(rec);
+    }
     if (!rec || rec.owner !== from || rec.completedAt === undefined) {
       throw new RequestError('bad_request', 'media: not an upload this sender completed');
     }
@@ -446,7 +455,8 @@ export class ConversationActor implements Actor<ConversationCommand> {
     const sys: SysEvent = { op: 'create', by: cmd.by, users: others, title: cmd.title };
     const msg = await this.commitSystem(cmd.by, cmd.cmid, sys, changes, { kind: 'group', title: cmd.title });
     this.ok(cmd.origin, { conv: this.conv, seq: msg.seq });
-    await Promise.all(this.fanOut(msg, cmd.origin));
+    // System messages go to every connection, the acting one included: they change what it shows.
+    await Promise.all(this.fanOut(msg, undefined));
   }
 
   private async onGroupAdd(by: string, users: string[], origin: Origin): Promise<void> {
@@ -466,7 +476,7 @@ export class ConversationActor implements Actor<ConversationCommand> {
     }));
     const msg = await this.commitSystem(by, sysCmid(), { op: 'add', by, users: added }, changes);
     this.ok(origin, { seq: msg.seq });
-    await Promise.all(this.fanOut(msg, origin));
+    await Promise.all(this.fanOut(msg, undefined));
   }
 
   private async onGroupRemove(by: string, users: string[], origin: Origin): Promise<void> {
@@ -496,7 +506,7 @@ export class ConversationActor implements Actor<ConversationCommand> {
     const msg = await this.commitSystem(by, sysCmid(), { op, by, users: removed }, changes);
     this.ok(origin, { seq: msg.seq });
     // The removed users get the event that removed them, and nothing after it.
-    await Promise.all(this.fanOut(msg, origin, removed));
+    await Promise.all(this.fanOut(msg, undefined, removed));
   }
 
   private onGroupInfo(by: string, origin: Origin): void {

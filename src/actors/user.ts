@@ -2,13 +2,21 @@
  * The user actor: knows the user's connections across the cluster and pushes to them.
  * On attach it drains the backlog (every message above the user's delivered watermark, per
  * conversation in order) and then `synced`; live messages queue in its mailbox meanwhile,
- * so a connection never gets seq n+1 of a conversation before n, nor the same seq twice.
- * A gap (a live message above what the connection has) is filled from the store first.
+ * so they follow the backlog. The gateway holding each socket keeps the per-connection
+ * order (never seq n+1 before n, never the same seq twice) and fills gaps from the store.
+ *
+ * It also owns the user's presence (PROTOCOL.md §4.6): the last activity (forwarded by the
+ * gateways, throttled), the connections that watch it (`presence.sub`), and while the user
+ * is online ONE timer for the moment the online window lapses. Watchers get the current
+ * state when they subscribe and then every change of `online`. Last seen goes to the store
+ * through the node's LastSeenWriter (batched, at most `flushMs` late).
  */
 import type { Actor, Completion } from './registry.js';
-import type { ChatMessage } from '../protocol/frames.js';
+import type { ChatMessage, ServerFrame } from '../protocol/frames.js';
 import { msgFrame } from '../protocol/frames.js';
 import { type ConnRef, type Courier, type Log, type Store, type UserCommand, sameConn } from './ports/index.js';
+import { PresenceWatch, PresenceWindow } from './presence.js';
+import type { LastSeenWriter } from './last-seen.js';
 
 export interface UserDeps {
   store: Store;
@@ -16,42 +24,73 @@ export interface UserDeps {
   log: Log;
   /** Messages read from the store per page while draining a backlog. */
   backlogPage: number;
+  /** The online window (SB_ONLINE_WINDOW_MS). */
+  onlineWindowMs: number;
+  lastSeen: LastSeenWriter;
+  now(): number;
 }
 
 interface Connection {
   ref: ConnRef;
-  /** The highest seq this connection has of each conversation. */
-  last: Map<string, number>;
 }
 
 export class UserActor implements Actor<UserCommand> {
   private readonly conns = new Map<string, Connection>();
+  private readonly watchers = new Map<string, ConnRef>();
+  private readonly window: PresenceWindow;
+  private readonly published = new PresenceWatch();
+  /** Whether the stored last seen has been read (it is merged into `window` once). */
+  private lastSeenLoaded = false;
+  /** Fires when the online window lapses; set only while the user is online. */
+  private lapseTimer: NodeJS.Timeout | null = null;
 
   constructor(
     readonly user: string,
     private readonly deps: UserDeps,
-  ) {}
-
-  canPassivate(): boolean {
-    return this.conns.size === 0;
+  ) {
+    this.window = new PresenceWindow(deps.onlineWindowMs);
   }
 
-  async passivate(): Promise<void> {}
+  canPassivate(): boolean {
+    return this.conns.size === 0 && this.watchers.size === 0;
+  }
+
+  async passivate(): Promise<void> {
+    this.clearLapse();
+  }
 
   get connectionCount(): number {
     return this.conns.size;
   }
 
+  get watcherCount(): number {
+    return this.watchers.size;
+  }
+
   async handle(cmd: UserCommand, done: Completion): Promise<void> {
     switch (cmd.type) {
       case 'attach':
-        await this.attach(cmd.conn);
+        await this.attach(cmd.conn, cmd.resume === true);
         break;
       case 'detach':
         this.conns.delete(connKey(cmd.conn));
+        this.evaluate();
+        break;
+      case 'activity':
+        if (this.window.touch(cmd.at)) this.deps.lastSeen.note(this.user, cmd.at);
+        this.evaluate();
+        break;
+      case 'watch':
+        await this.loadLastSeen();
+        this.evaluate();
+        this.watchers.set(connKey(cmd.watcher), cmd.watcher);
+        this.deps.courier.toConnection(cmd.watcher, this.presenceFrame());
+        break;
+      case 'unwatch':
+        this.watchers.delete(connKey(cmd.watcher));
         break;
       case 'deliver':
-        await this.deliver(cmd.msg, cmd.except);
+        this.deliver(cmd.msg, cmd.except);
         break;
       case 'push':
         for (const c of this.conns.values()) {
@@ -62,10 +101,22 @@ export class UserActor implements Actor<UserCommand> {
     done.resolve();
   }
 
-  private async attach(ref: ConnRef): Promise<void> {
-    const conn: Connection = { ref, last: new Map() };
-    this.conns.set(connKey(ref), conn);
+  /** Forget the connections and presence watchers of nodes that left the cluster (their sockets are gone). */
+  dropNodes(nodes: ReadonlySet<string>): void {
+    for (const [k, c] of this.conns) if (nodes.has(c.ref.node)) this.conns.delete(k);
+    for (const [k, w] of this.watchers) if (nodes.has(w.node)) this.watchers.delete(k);
+    this.evaluate();
+  }
+
+  private async attach(ref: ConnRef, resume: boolean): Promise<void> {
+    this.conns.set(connKey(ref), { ref });
+    // A reconnect within the window makes the user online again (its last activity counts).
+    await this.loadLastSeen();
+    this.evaluate();
+    // A resumed connection (its user's partition moved) gets no backlog: its gateway catches it up.
+    if (resume) return;
     const convs = await this.deps.store.userConversations(this.user);
+    const heads: Record<string, number> = {};
     for (const c of convs) {
       let from = c.delivered + 1;
       while (from <= c.lastSeq) {
@@ -74,32 +125,70 @@ export class UserActor implements Actor<UserCommand> {
         for (const m of page) this.deps.courier.toConnection(ref, msgFrame(m));
         from = page[page.length - 1]!.seq + 1;
       }
-      conn.last.set(c.conv, Math.max(c.lastSeq, from - 1));
+      heads[c.conv] = Math.max(c.lastSeq, from - 1);
     }
-    this.deps.courier.toConnection(ref, { t: 'synced' });
+    // The heads tell the connection's gateway where each conversation stands (it strips them).
+    this.deps.courier.toConnection(ref, { t: 'synced', heads });
   }
 
-  private async deliver(msg: ChatMessage, except: ConnRef | undefined): Promise<void> {
-    const joined = msg.sys?.op === 'add' && msg.sys.users.includes(this.user);
-    const left = (msg.sys?.op === 'remove' || msg.sys?.op === 'leave') && msg.sys.users.includes(this.user);
-    const gaps = new Map<number, ChatMessage[]>();
+  /**
+   * Forward a committed message to every connection but the sending one. Per-connection
+   * order (no repeat, no gap) is kept by the gateway that holds the socket, which sees
+   * every push whichever node or actor incarnation sent it.
+   */
+  private deliver(msg: ChatMessage, except: ConnRef | undefined): void {
+    const frame = msgFrame(msg);
     for (const c of this.conns.values()) {
-      const have = joined ? undefined : c.last.get(msg.conv);
-      if (have !== undefined && msg.seq <= have) continue;
-      if (!sameConn(c.ref, except)) {
-        if (have !== undefined && msg.seq > have + 1) {
-          let gap = gaps.get(have);
-          if (!gap) {
-            gap = await this.deps.store.messages(msg.conv, have + 1, msg.seq - 1, msg.seq - 1 - have);
-            gaps.set(have, gap);
-          }
-          for (const m of gap) this.deps.courier.toConnection(c.ref, msgFrame(m));
-        }
-        this.deps.courier.toConnection(c.ref, msgFrame(msg));
-      }
-      if (left) c.last.delete(msg.conv);
-      else c.last.set(msg.conv, msg.seq);
+      if (!sameConn(c.ref, except)) this.deps.courier.toConnection(c.ref, frame);
     }
+  }
+
+  // ---------------------------------------------------------------- presence
+
+  /** Merge the stored (or noted, not yet written) last seen once per activation. */
+  private async loadLastSeen(): Promise<void> {
+    if (this.lastSeenLoaded) return;
+    const stored = (await this.deps.store.lastSeen([this.user])).get(this.user);
+    this.window.touch(stored);
+    this.window.touch(this.deps.lastSeen.pending(this.user));
+    this.lastSeenLoaded = true;
+  }
+
+  /** The state as last published (what `evaluate` decided), so a new watcher and the others agree. */
+  private presenceFrame(): ServerFrame {
+    return { t: 'presence', user: this.user, online: this.published.online, lastSeen: this.window.lastSeen };
+  }
+
+  /**
+   * Recompute `online`; push a change to the watchers; keep one timer while online. Runs in
+   * a command or in the timer callback, never awaits, so it cannot interleave with itself.
+   */
+  private evaluate(): void {
+    const now = this.deps.now();
+    const connected = this.conns.size > 0;
+    const online = this.window.online(now, connected);
+    if (this.published.update(online) && this.watchers.size > 0) {
+      const frame = this.presenceFrame();
+      for (const w of this.watchers.values()) this.deps.courier.toConnection(w, frame);
+    }
+    if (!online) {
+      this.clearLapse();
+      return;
+    }
+    // An earlier timer re-evaluates and re-arms itself; activity never touches the timer.
+    if (this.lapseTimer === null) {
+      const due = this.window.lapsesAt(now, connected)!;
+      this.lapseTimer = setTimeout(() => {
+        this.lapseTimer = null;
+        this.evaluate();
+      }, Math.max(0, due - now) + 1);
+      this.lapseTimer.unref();
+    }
+  }
+
+  private clearLapse(): void {
+    if (this.lapseTimer) clearTimeout(this.lapseTimer);
+    this.lapseTimer = null;
   }
 }
 

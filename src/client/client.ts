@@ -25,6 +25,7 @@ import type {
   MediaGet,
   MediaPut,
   Pong,
+  Presence,
   ReceiptInfo,
   SendInput,
   SwitchboardClientOptions,
@@ -44,6 +45,8 @@ export class SwitchboardClient {
   private readonly marks = new Map<string, { recv: number; read: number }>();
   /** Users subscribed (and not denied), renewed after each reconnect. */
   private readonly presenceUsers = new Set<string>();
+  /** The last `presence` push of each subscribed user. */
+  private readonly presenceState = new Map<string, Presence>();
 
   constructor(private readonly opts: SwitchboardClientOptions) {
     this.dedup = new SeqDedup({ window: opts.dedupWindow ?? 512 });
@@ -54,6 +57,7 @@ export class SwitchboardClient {
       shutdown: () => {
         this.marks.clear();
         this.presenceUsers.clear();
+        this.presenceState.clear();
       },
     });
   }
@@ -159,9 +163,14 @@ export class SwitchboardClient {
       case 'err':
         this.emitter.emit('err', rest as unknown as ErrPush);
         return;
+      case 'presence': {
+        const p = rest as unknown as Presence;
+        if (this.presenceUsers.has(p.user)) this.presenceState.set(p.user, p);
+        this.emitter.emit('presence', p);
+        return;
+      }
       case 'receipt':
       case 'typing':
-      case 'presence':
         (this.emitter.emit as (e: string, p: unknown) => void).call(this.emitter, t, rest);
         return;
       default:
@@ -318,8 +327,16 @@ export class SwitchboardClient {
   }
 
   async presenceUnsub(users: string[]): Promise<void> {
-    for (const u of users) this.presenceUsers.delete(u);
+    for (const u of users) {
+      this.presenceUsers.delete(u);
+      this.presenceState.delete(u);
+    }
     await this.session.request({ t: 'presence.unsub', users });
+  }
+
+  /** The last `presence` pushed for a subscribed user (undefined before the first push). */
+  presenceOf(user: string): Presence | undefined {
+    return this.presenceState.get(user);
   }
 
   // ---- media ------------------------------------------------------------------------------
@@ -336,14 +353,26 @@ export class SwitchboardClient {
     return { url: String(ok.url), expires: Number(ok.expires) };
   }
 
-  /** media.put, then the upload with `fetch`; resolves with the ref to put in a send. */
-  async upload(data: Uint8Array, input: { mime: string; name?: string }): Promise<MediaRef> {
-    const put = await this.mediaPut({ mime: input.mime, size: data.byteLength, ...(input.name !== undefined ? { name: input.name } : {}) });
-    const res = await fetch(put.url, { method: put.method || 'PUT', headers: put.headers ?? {}, body: data as unknown as BodyInit });
-    if (!res.ok) throw new Error(`upload failed: HTTP ${res.status}`);
-    const ref: MediaRef = { id: put.media, mime: input.mime, size: data.byteLength };
+  /**
+   * media.put, then the upload of exactly these bytes with `fetch` to the signed URL; resolves
+   * with the ref to put in a send (`send({ conv, media: ref })`). A refused upload rejects with
+   * a SwitchboardError: `too_large` (HTTP 413), `forbidden` (403), `unavailable` (5xx, network).
+   */
+  async upload(data: Uint8Array | Blob, input: { mime: string; name?: string }): Promise<MediaRef> {
+    const size = data instanceof Uint8Array ? data.byteLength : data.size;
+    const put = await this.mediaPut({ mime: input.mime, size, ...(input.name !== undefined ? { name: input.name } : {}) });
+    const res = await httpFetch('upload', put.url, { method: put.method || 'PUT', headers: put.headers ?? {}, body: data as unknown as BodyInit });
+    await res.arrayBuffer().catch(() => undefined);
+    const ref: MediaRef = { id: put.media, mime: input.mime, size };
     if (input.name !== undefined) ref.name = input.name;
     return ref;
+  }
+
+  /** media.get, then the bytes with `fetch`: resolves with them and their content type. */
+  async download(media: string | { id: string }): Promise<{ data: Uint8Array; mime: string }> {
+    const { url } = await this.mediaGet(media);
+    const res = await httpFetch('download', url);
+    return { data: new Uint8Array(await res.arrayBuffer()), mime: res.headers.get('content-type') ?? 'application/octet-stream' };
   }
 
   // ---- misc -------------------------------------------------------------------------------
@@ -353,6 +382,21 @@ export class SwitchboardClient {
     const f = await this.session.request({ t: 'ping' });
     return { time: Number(f.time), rttMs: Date.now() - started };
   }
+}
+
+/** `fetch` whose failures are SwitchboardErrors (HTTP status mapped to a wire-like code). */
+async function httpFetch(what: string, url: string, init?: RequestInit): Promise<Response> {
+  let res: Response;
+  try {
+    res = await fetch(url, init);
+  } catch (e) {
+    throw new SwitchboardError('unavailable', `${what} failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  if (res.ok) return res;
+  await res.arrayBuffer().catch(() => undefined);
+  const s = res.status;
+  const code = s === 413 ? 'too_large' : s === 403 ? 'forbidden' : s === 404 ? 'not_found' : s >= 500 ? 'unavailable' : 'bad_request';
+  throw new SwitchboardError(code, `${what} failed: HTTP ${s}`);
 }
 
 /** A reply or message without the wire-only fields `t` and `re`. */

@@ -172,6 +172,12 @@ export class Session {
     });
   }
 
+  /** With several node URLs, each dial tries the next one. */
+  private url(gen: number): string {
+    const u = this.opts.url;
+    return typeof u === 'string' ? u : u[(gen - 1) % u.length]!;
+  }
+
   private async dial(): Promise<void> {
     const gen = ++this.gen;
     this.reconnectTimer = undefined;
@@ -195,9 +201,9 @@ export class Session {
     if (!this.current(gen)) return;
     let ws: WebSocketLike;
     try {
-      ws = new Ctor(this.opts.url, [this.codec.subprotocol]);
+      ws = new Ctor(this.url(gen), [this.codec.subprotocol]);
     } catch (e) {
-      this.fatal(asError(e, `cannot open ${this.opts.url}`));
+      this.fatal(asError(e, `cannot open ${this.url(gen)}`));
       return;
     }
     this.ws = ws;
@@ -348,6 +354,7 @@ export class Session {
       this.events.emit('error', asError(e, 'undecodable frame'));
       return;
     }
+    this.events.emit('frame', f as Record<string, unknown> & { t: string }, { socket: this.gen });
     switch (f.t) {
       case 'welcome':
         this.onWelcome(ws, f);

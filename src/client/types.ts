@@ -7,7 +7,7 @@ export type TokenSource = string | (() => Promise<string> | string);
 
 export interface SwitchboardClientOptions {
   /** e.g. ws://localhost:8080/ws */
-  url: string;
+  url: string | string[];
   /** A JWT, or a provider called for the first connection and again (once) after a 4001 close. */
   token: TokenSource;
   /** Default 'json'. */
@@ -68,6 +68,8 @@ export interface ClientEvents {
   err: [ErrPush];
   state: [ConnectionState];
   close: [CloseInfo];
+  /** Every frame as it arrived, before dedup, with the number of the socket it came on (diagnostics, tests). */
+  frame: [Record<string, unknown> & { t: string }, { socket: number }];
   /** Local trouble: socket errors, undecodable frames, a failing token provider. */
   error: [Error];
 }

@@ -3,6 +3,13 @@
  * limits of PROTOCOL.md §5 (frame and body size, bad-frame budget, send rate), and the
  * mapping of each frame to an actor command or a query. Replies and pushes come back
  * through `send`, which also bounds what a slow reader may have queued.
+ *
+ * Presence: `send`, `read`, `typing` and `active` are activity; it is forwarded to the user
+ * actor at most once per `activityEveryMs` (min(1 s, window/10)) per connection, so presence
+ * costs one command per active connection per second at most, never one per message. The
+ * connection remembers whose presence it subscribed to and unsubscribes on close.
+ * Typing frames are limited to TYPING_RATE a second (burst TYPING_BURST) per connection;
+ * the excess is dropped silently (typing is a hint; it has no reply to carry an error).
  */
 import type { WebSocket } from 'ws';
 import type { Encoding } from '../protocol/codes.js';
@@ -14,6 +21,9 @@ import { TokenBucket, WindowCounter } from './rate-limit.js';
 import type { GatewayContext } from './context.js';
 
 const BAD_FRAME_LIMIT = 20;
+/** Typing frames a second per connection, and the burst; the excess is dropped silently. */
+export const TYPING_RATE = 3;
+export const TYPING_BURST = 6;
 
 export class ClientConnection {
   user: string | null = null;
@@ -21,16 +31,24 @@ export class ClientConnection {
   private state: 'hello' | 'authenticating' | 'open' | 'closed' = 'hello';
   private readonly early: Array<[Buffer, boolean]> = [];
   private readonly bucket: TokenBucket;
+  private readonly typingBucket = new TokenBucket(TYPING_RATE, TYPING_BURST);
   private readonly badFrames = new WindowCounter(60_000);
   private readonly helloTimer: NodeJS.Timeout;
+  /** Users whose presence this connection subscribed to. */
+  private readonly watching = new Set<string>();
+  private readonly activityEveryMs: number;
+  private lastActivity = -Infinity;
 
   constructor(
     readonly id: string,
     private readonly ws: WebSocket,
     readonly encoding: Encoding,
     private readonly ctx: GatewayContext,
+    /** The http(s) origin the client reached the node by (for URLs the node serves itself). */
+    readonly httpOrigin?: string,
   ) {
     this.bucket = new TokenBucket(ctx.config.rate, ctx.config.rate * 2);
+    this.activityEveryMs = Math.max(10, Math.min(1000, Math.floor(ctx.config.onlineWindowMs / 10)));
     this.helloTimer = setTimeout(() => this.unauthorized('no hello in time'), ctx.config.helloTimeoutMs);
     this.helloTimer.unref();
   }
@@ -85,6 +103,9 @@ export class ClientConnection {
     this.ctx.forget(this);
     if (this.user) {
       this.ctx.router.toUser({ type: 'detach', user: this.user, conn: { node: this.ctx.node, conn: this.id } }).catch(() => {});
+      const watcher = { node: this.ctx.node, conn: this.id };
+      for (const user of this.watching) this.ctx.router.toUser({ type: 'unwatch', user, watcher }).catch(() => {});
+      this.watching.clear();
     }
   }
 
@@ -179,6 +200,52 @@ export class ClientConnection {
     return conv;
   }
 
+  /** Activity for presence: forwarded at most once per `activityEveryMs`. */
+  private activity(): void {
+    const now = Date.now();
+    if (now - this.lastActivity < this.activityEveryMs) return;
+    this.lastActivity = now;
+    const conn = { node: this.ctx.node, conn: this.id };
+    this.ctx.router.toUser({ type: 'activity', user: this.user!, conn, at: now }).catch((err) => {
+      this.ctx.log.debug({ conn: this.id, err: String(err) }, 'activity not forwarded');
+    });
+  }
+
+  /** `ok {denied}` first, then each allowed user's actor pushes the current state and later changes. */
+  private presenceSub(re: ReqId, user: string, users: string[]): void {
+    this.ctx.queries.presenceAllowed(user, users).then(
+      ({ allowed, denied }) => {
+        if (this.state === 'closed') return;
+        this.send({ t: 'ok', re, denied });
+        const watcher = { node: this.ctx.node, conn: this.id };
+        for (const u of allowed) {
+          this.watching.add(u);
+          this.ctx.router.toUser({ type: 'watch', user: u, watcher }).catch((err) => {
+            this.ctx.log.warn({ conn: this.id, user: u, err: String(err) }, 'presence watch failed');
+          });
+        }
+      },
+      (err) => this.error(re, err),
+    );
+  }
+
+  /**
+   * Subscribe again to the watched users for which `moved` is true (their actor moved to
+   * another node and lost its watchers); each pushes its current state again.
+   */
+  rewatch(moved: (user: string) => boolean): void {
+    if (this.state === 'closed') return;
+    const watcher = { node: this.ctx.node, conn: this.id };
+    for (const u of this.watching) {
+      if (moved(u)) this.ctx.router.toUser({ type: 'watch', user: u, watcher }).catch(() => {});
+    }
+  }
+
+  private media(): NonNullable<GatewayContext['media']> {
+    if (!this.ctx.media) throw new RequestError('unavailable', 'media is not served by this node');
+    return this.ctx.media;
+  }
+
   private dispatch(f: ClientFrame): void {
     const user = this.user!;
     const router = this.ctx.router;
@@ -186,6 +253,7 @@ export class ClientConnection {
       case 'hello':
         throw new RequestError('bad_request', 'already signed in');
       case 'send': {
+        this.activity();
         const wait = this.bucket.take();
         if (wait > 0) throw new RequestError('rate_limited', `more than ${this.ctx.config.rate} sends a second`, wait);
         if ((f.to === undefined) === (f.conv === undefined)) throw new RequestError('bad_request', 'send needs exactly one of to, conv');
@@ -204,10 +272,14 @@ export class ClientConnection {
       }
       case 'recv':
       case 'read':
+        if (f.t === 'read') this.activity();
         return this.route(f.id, router.toConversation({ type: f.t, conv: this.conv(f.conv), user, origin: this.origin(f.id), seq: f.seq }));
       case 'typing':
+        this.activity();
+        if (this.typingBucket.take() > 0) return;
         return this.route(f.id, router.toConversation({ type: 'typing', conv: this.conv(f.conv), user, origin: this.origin(f.id), on: f.on }));
       case 'active':
+        this.activity();
         return;
       case 'group.create': {
         const conv = this.ctx.groupId(user, f.cmid);
@@ -232,10 +304,22 @@ export class ClientConnection {
           this.ctx.queries.sync(user, f.since, (m) => this.send(msgFrame(m))).then((convs) => ({ convs })),
         );
       case 'presence.sub':
-      case 'presence.unsub':
-      case 'media.put':
+        return this.presenceSub(f.id, user, f.users);
+      case 'presence.unsub': {
+        const watcher = { node: this.ctx.node, conn: this.id };
+        for (const u of new Set(f.users)) {
+          if (this.watching.delete(u)) router.toUser({ type: 'unwatch', user: u, watcher }).catch(() => {});
+        }
+        return this.send({ t: 'ok', re: f.id });
+      }
+      case 'media.put': {
+        const media = this.media();
+        const input: { mime: string; size: number; name?: string } = { mime: f.mime, size: f.size };
+        if (f.name !== undefined) input.name = f.name;
+        return this.answer(f.id, media.put(user, input, this.httpOrigin).then((r) => ({ ...r })));
+      }
       case 'media.get':
-        throw new RequestError('unavailable', `${f.t} is not served by this node yet`);
+        return this.answer(f.id, this.media().get(user, f.media, this.httpOrigin).then((r) => ({ ...r })));
       case 'ping':
         return this.send({ t: 'pong', re: f.id, time: Date.now() });
     }

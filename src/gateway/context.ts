@@ -8,6 +8,7 @@ import type { Metrics } from '../metrics.js';
 import type { Auth } from './auth.js';
 import type { Queries } from './queries.js';
 import type { ClientConnection } from './connection.js';
+import type { MediaService } from './media.js';
 
 export interface GatewayContext {
   node: string;
@@ -17,6 +18,8 @@ export interface GatewayContext {
   router: Pick<Router, 'toConversation' | 'toUser'>;
   queries: Queries;
   metrics: Metrics;
+  /** Media sharing; null: `media.put`/`media.get` answer unavailable. */
+  media: MediaService | null;
   /** The id of the group created by (creator, cmid): deterministic, so a retried create finds it. */
   groupId(creator: string, cmid: string): string;
   encode(frame: ServerFrame, encoding: Encoding): string | Buffer;

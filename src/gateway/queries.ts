@@ -27,6 +27,35 @@ export class Queries {
     return this.store.messagesBefore(conv, before ?? Number.MAX_SAFE_INTEGER, limit ?? 50, member.joinedSeq);
   }
 
+  /** Messages from..to of a conversation the user is a member of, never from before its join. */
+  async range(user: string, conv: string, from: number, to: number): Promise<ChatMessage[]> {
+    const member = await this.store.member(conv, user);
+    if (!member) return [];
+    const start = Math.max(from, member.joinedSeq);
+    const out: ChatMessage[] = [];
+    for (let next = start; next <= to; ) {
+      const page = await this.store.messages(conv, next, to, PAGE);
+      if (page.length === 0) break;
+      out.push(...page);
+      next = page[page.length - 1]!.seq + 1;
+    }
+    return out;
+  }
+
+  /**
+   * Which of `users` the user may watch (`presence.sub`): itself, and users that share a
+   * conversation with it now. Both lists without repeats, in the order asked.
+   */
+  async presenceAllowed(user: string, users: string[]): Promise<{ allowed: string[]; denied: string[] }> {
+    const asked = [...new Set(users)];
+    const others = asked.filter((u) => u !== user);
+    const shared = new Set(others.length === 0 ? [] : await this.store.coMembers(user, others));
+    const allowed: string[] = [];
+    const denied: string[] = [];
+    for (const u of asked) (u === user || shared.has(u) ? allowed : denied).push(u);
+    return { allowed, denied };
+  }
+
   /**
    * Every message above `since[conv]` (else above the delivered watermark) of each of the
    * user's conversations, handed to `push` in order; returns each conversation's lastSeq.

@@ -17,6 +17,10 @@ import type { Queries } from './queries.js';
 import type { GatewayContext } from './context.js';
 import { ClientConnection } from './connection.js';
 import { encodeFrame } from './codec.js';
+import type { MediaService } from './media.js';
+import { DeliveryOrder } from './delivery-order.js';
+import { msgFrame } from '../protocol/frames.js';
+import { partitionOf, userKey } from '../cluster/partition.js';
 
 export interface GatewayOptions {
   config: Config;
@@ -29,12 +33,21 @@ export interface GatewayOptions {
   storeInfo(): StoreInfo;
   /** Extra HTTP routes (e.g. media); return true when handled. */
   routes?: Array<(req: IncomingMessage, res: ServerResponse, url: URL) => boolean | Promise<boolean>>;
+  /** Media sharing (`media.put`, `media.get`); absent: those answer unavailable. */
+  media?: MediaService;
+}
+
+interface Delivery {
+  order: DeliveryOrder;
+  busy: boolean;
+  waiting: ServerFrame[];
 }
 
 export class Gateway {
   private readonly http: Server;
   private readonly wss: WebSocketServer;
   private readonly conns = new Map<string, ClientConnection>();
+  private readonly deliveries = new WeakMap<ClientConnection, Delivery>();
   private readonly ctx: GatewayContext;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly bootId = randomBytes(4).toString('hex');
@@ -55,6 +68,7 @@ export class Gateway {
       router: opts.router,
       queries: opts.queries,
       metrics: opts.metrics,
+      media: opts.media ?? null,
       groupId: (creator, cmid) => `g:${createHmac('sha256', groupKey).update(`${creator}\u0000${cmid}`).digest('base64url').slice(0, 22)}`,
       encode: (frame, encoding) => this.encode(frame, encoding),
       forget: (conn) => {
@@ -78,7 +92,7 @@ export class Gateway {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws));
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws, clientOrigin(req)));
     });
     this.heartbeat = setInterval(() => this.pingAll(), opts.config.pingIntervalMs);
     this.heartbeat.unref();
@@ -105,18 +119,124 @@ export class Gateway {
     return this.conns.size;
   }
 
-  /** Deliver a frame to a socket of this node (dropped if it has closed). */
+  /**
+   * Deliver a frame to a socket of this node (dropped if it has closed). Messages pass the
+   * connection's delivery order: repeats are dropped and a gap is filled from the store
+   * first (while it is, later frames for the socket wait, so nothing overtakes).
+   */
   push(conn: string, frame: ServerFrame): void {
     const c = this.conns.get(conn);
-    if (c) c.send(frame, this.encode(frame, c.encoding));
+    if (!c || !c.user) return;
+    const d = this.delivery(c);
+    if (d.busy) d.waiting.push(frame);
+    else this.deliver(c, d, frame);
   }
 
+  private delivery(c: ClientConnection): Delivery {
+    let d = this.deliveries.get(c);
+    if (!d) this.deliveries.set(c, (d = { order: new DeliveryOrder(c.user!), busy: false, waiting: [] }));
+    return d;
+  }
+
+  private deliver(c: ClientConnection, d: Delivery, frame: ServerFrame): void {
+    switch (frame.t) {
+      case 'msg': {
+        const decision = d.order.decide(frame);
+        if (decision.action === 'drop') return;
+        if (decision.action === 'fill') {
+          this.fill(c, d, [{ conv: frame.conv, from: decision.from, to: decision.to }], frame);
+          return;
+        }
+        c.send(frame, this.encode(frame, c.encoding));
+        d.order.pushed(frame);
+        return;
+      }
+      case 'ack':
+        d.order.own(frame.conv, frame.seq);
+        break;
+      case 'synced':
+        if (frame.heads) {
+          for (const [conv, seq] of Object.entries(frame.heads)) d.order.known(conv, seq);
+          const clean: ServerFrame = { t: 'synced' };
+          c.send(clean, this.encode(clean, c.encoding));
+          return;
+        }
+        break;
+    }
+    c.send(frame, this.encode(frame, c.encoding));
+  }
+
+  /** Read missing ranges from the store (membership-checked), push them, then `then` and the frames that waited. */
+  private fill(c: ClientConnection, d: Delivery, ranges: Array<{ conv: string; from: number; to: number }>, then?: ServerFrame): void {
+    d.busy = true;
+    const user = c.user!;
+    void (async () => {
+      for (const r of ranges) {
+        try {
+          for (const m of await this.opts.queries.range(user, r.conv, r.from, r.to)) this.deliver(c, d, msgFrame(m));
+        } catch (err) {
+          this.opts.log.warn({ conn: c.id, conv: r.conv, err: String(err) }, 'gap fill failed');
+        }
+      }
+      d.busy = false;
+      const waiting = d.waiting.splice(0);
+      if (then) waiting.unshift(then);
+      for (let i = 0; i < waiting.length; i++) {
+        if (d.busy) {
+          d.waiting.unshift(...waiting.slice(i));
+          return;
+        }
+        this.deliver(c, d, waiting[i]!);
+      }
+    })();
+  }
+
+  /** Register the connection with its user's new actor and catch it up on what it may have missed. */
+  private resume(c: ClientConnection): void {
+    const user = c.user!;
+    this.opts.router.toUser({ type: 'attach', user, conn: { node: this.opts.node, conn: c.id }, resume: true }).catch((err) => {
+      this.opts.log.warn({ conn: c.id, err: String(err) }, 'resume failed; closing so the client reconnects');
+      c.close(CLOSE.goingAway, 'unavailable');
+    });
+    this.catchUp(c);
+  }
+
+  private catchUp(c: ClientConnection): void {
+    if (!c.open) return;
+    const d = this.delivery(c);
+    if (d.busy) {
+      setTimeout(() => this.catchUp(c), 20).unref();
+      return;
+    }
+    const ranges = d.order.conversations().map((conv) => ({ conv, from: (d.order.last(conv) ?? 0) + 1, to: Number.MAX_SAFE_INTEGER }));
+    this.fill(c, d, ranges);
+  }
+
+  /** Stop accepting sockets and close every open one with `code`. */
   private encode(frame: ServerFrame, encoding: Encoding): string | Buffer {
     if (frame !== this.lastFrame) {
       this.lastFrame = frame;
       this.lastEncoded = {};
     }
     return (this.lastEncoded[encoding] ??= encodeFrame(frame, encoding));
+  }
+
+  /** New sockets are refused from now on (drain); open ones stay until `close`. */
+  stopAccepting(): void {
+    this.accepting = false;
+    this.ready = false;
+  }
+
+  /**
+   * Register every signed-in connection whose user partition moved (per `moved`) with the
+   * user actor's new owner, and catch each one up from the store.
+   */
+  reattach(moved: (partition: number) => boolean, partitions: number): void {
+    for (const c of this.conns.values()) {
+      if (c.user && moved(partitionOf(userKey(c.user), partitions))) this.resume(c);
+      // Watched users whose actors moved lost their watchers: subscribe again.
+      if (c.user) c.rewatch((u) => moved(partitionOf(userKey(u), partitions)));
+    }
   }
 
   /** Stop accepting sockets and close every open one with `code`. */
@@ -132,10 +252,10 @@ export class Gateway {
     });
   }
 
-  private onSocket(ws: WebSocket): void {
+  private onSocket(ws: WebSocket, origin: string | undefined): void {
     const encoding: Encoding = ws.protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json';
     const id = `${this.bootId}${(this.nextConn++).toString(36)}`;
-    const conn = new ClientConnection(id, ws, encoding, this.ctx);
+    const conn = new ClientConnection(id, ws, encoding, this.ctx, origin);
     this.conns.set(id, conn);
     this.opts.metrics.connections.inc();
     ws.on('message', (data: Buffer, isBinary) => conn.onMessage(data, isBinary));
@@ -188,4 +308,15 @@ export class Gateway {
 function json(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' });
   res.end(JSON.stringify(body));
+}
+
+/**
+ * The http(s) origin the client reached this node by (its Host header; https when a proxy says
+ * so), for URLs served by this node (FS media). Only ever handed back to the same client.
+ */
+function clientOrigin(req: IncomingMessage): string | undefined {
+  const host = req.headers.host;
+  if (!host || !/^[A-Za-z0-9.:[\]_-]{1,255}$/.test(host)) return undefined;
+  const proto = String(req.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim();
+  return `${proto === 'https' ? 'https' : 'http'}://${host}`;
 }

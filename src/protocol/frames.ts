@@ -113,7 +113,8 @@ export interface ConvSummary {
 
 export type ServerFrame =
   | { t: 'welcome'; user: string; node: string; time: number }
-  | { t: 'synced' }
+  /** `heads` is internal (user actor → gateway: each conversation's head after the backlog); never sent to clients. */
+  | { t: 'synced'; heads?: Record<string, number> }
   | ({ t: 'msg' } & ChatMessage)
   | { t: 'ack'; re: ReqId; conv: string; seq: number; cmid: string; ts: number; dup?: boolean }
   | { t: 'receipt'; conv: string; user: string; kind: 'delivered' | 'read'; seq: number }

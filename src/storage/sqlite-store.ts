@@ -187,6 +187,12 @@ function prepareStatements(db: Database.Database) {
        ORDER BY c.last_ts DESC, c.conv ASC`,
     ),
 
+    coMembers: db.prepare<[string, string], { user: string }>(
+      `SELECT DISTINCT b.user AS user
+       FROM members a JOIN members b ON b.conv = a.conv
+       WHERE a.user = ? AND b.user IN (SELECT value FROM json_each(?))`,
+    ),
+
     lastSeenSave: db.prepare<[string, number]>(
       `INSERT INTO last_seen (user, at) VALUES (?, ?)
        ON CONFLICT (user) DO UPDATE SET at = MAX(at, excluded.at)`,
@@ -464,6 +470,12 @@ export class SqliteStore implements Store {
   }
 
   // ---- presence -----------------------------------------------------------------------------
+
+  coMembers(user: string, candidates: string[]): Promise<string[]> {
+    return this.read(() =>
+      candidates.length === 0 ? [] : this.st.coMembers.all(user, JSON.stringify([...new Set(candidates)])).map((r) => r.user),
+    );
+  }
 
   saveLastSeen(entries: Array<{ user: string; at: number }>): Promise<void> {
     return this.write(() => {

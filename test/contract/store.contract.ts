@@ -641,6 +641,33 @@ export function storeContract(
       });
     });
 
+    describe('co-members', () => {
+      it('coMembers lists the candidates sharing a current conversation with the user, once each', async () => {
+        const [me, pal, mate, ex, stranger, loner] = ['me', 'pal', 'mate', 'ex', 'stranger', 'loner'].map(userId) as [
+          string, string, string, string, string, string,
+        ];
+        const dm = `dm:${[me, pal].sort().join(':')}`;
+        await store.activate(dm, 1);
+        await store.commit({
+          conv: dm,
+          epoch: 1,
+          expectedLastSeq: 0,
+          messages: texts(dm, 1, 1, me),
+          kind: 'direct',
+          members: upserts(member(me), member(pal)),
+        });
+        const { conv: group } = await createGroup({ members: [member(me, 1, 'admin'), member(mate), member(ex), member(pal)] });
+        await store.commit({ conv: group, epoch: 1, expectedLastSeq: 1, messages: [], members: [{ op: 'remove', user: ex }] });
+        const sorted = async (p: Promise<string[]>) => (await p).sort();
+        expect(await sorted(store.coMembers(me, [pal, mate, ex, stranger, pal]))).toEqual([pal, mate].sort());
+        expect(await sorted(store.coMembers(mate, [me, pal, ex]))).toEqual([me, pal].sort());
+        expect(await store.coMembers(ex, [me, pal, mate])).toEqual([]);
+        expect(await store.coMembers(me, [me, stranger])).toEqual([me]);
+        expect(await store.coMembers(me, [])).toEqual([]);
+        expect(await store.coMembers(loner, [me, loner])).toEqual([]);
+      });
+    });
+
     describe('last seen', () => {
       it('the newest time wins and users never seen are absent', async () => {
         const u1 = userId('u1');

@@ -1,6 +1,6 @@
 /** SDK clients for protocol tests: signed in on a test node, with every event recorded. */
 import { SwitchboardClient } from '../../src/client/index.js';
-import type { ChatMessage, Receipt, Typing, ErrPush } from '../../src/client/index.js';
+import type { ChatMessage, Receipt, Typing, ErrPush, Presence } from '../../src/client/index.js';
 import type { Encoding } from '../../src/protocol/codes.js';
 import type { TestNode } from './node.js';
 
@@ -10,6 +10,7 @@ export interface Peer {
   msgs: ChatMessage[];
   receipts: Receipt[];
   typing: Typing[];
+  presence: Presence[];
   errs: ErrPush[];
   /** Messages of one conversation, in arrival order. */
   of(conv: string): ChatMessage[];
@@ -35,6 +36,7 @@ export async function peer(node: TestNode, user: string, encoding: Encoding, opt
     msgs: [],
     receipts: [],
     typing: [],
+    presence: [],
     errs: [],
     of: (conv) => p.msgs.filter((m) => m.conv === conv),
     close: () => client.close(),
@@ -42,6 +44,7 @@ export async function peer(node: TestNode, user: string, encoding: Encoding, opt
   client.on('msg', (m) => p.msgs.push(m));
   client.on('receipt', (r) => p.receipts.push(r));
   client.on('typing', (t) => p.typing.push(t));
+  client.on('presence', (x) => p.presence.push(x));
   client.on('err', (e) => p.errs.push(e));
   const synced = client.waitFor('synced', undefined, 10_000);
   await client.connect();

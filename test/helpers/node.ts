@@ -71,7 +71,7 @@ export async function spawnNode(dataDir: string, env: Record<string, string> = {
   let out = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`node did not start:\n${out}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`node did not start:\n${out}`)), 90_000);
     const onData = (d: Buffer) => {
       out += d.toString();
       const m = /"msg":"node ready"/.test(out) ? /"port":(\d+)/.exec(out) : null;

@@ -42,12 +42,30 @@ export type ConversationCommand =
 
 export type UserCommand =
   /** A connection signed in: push the backlog, then `synced`, then live messages. */
-  | { type: 'attach'; user: string; conn: ConnRef }
+  | {
+      type: 'attach';
+      user: string;
+      conn: ConnRef;
+      /**
+       * The connection was already signed in and its user's partition moved to another
+       * node: register it again without a backlog (its gateway catches up from the store).
+       */
+      resume?: boolean;
+    }
   | { type: 'detach'; user: string; conn: ConnRef }
   /** A committed message for one of the user's conversations. */
   | { type: 'deliver'; user: string; msg: ChatMessage; except?: ConnRef }
   /** A frame for every connection of the user (receipts, typing), except one. */
-  | { type: 'push'; user: string; frame: ServerFrame; except?: ConnRef };
+  | { type: 'push'; user: string; frame: ServerFrame; except?: ConnRef }
+  /**
+   * The user did something that counts for presence (send, read, typing, active) on `conn`
+   * at `at` (ms since the epoch, the gateway's clock). Gateways forward it at most about
+   * once a second per connection, so it never costs one command per message.
+   */
+  | { type: 'activity'; user: string; conn: ConnRef; at: number }
+  /** `watcher` subscribed to this user's presence: push the current state now, then changes. */
+  | { type: 'watch'; user: string; watcher: ConnRef }
+  | { type: 'unwatch'; user: string; watcher: ConnRef };
 
 export interface Courier {
   /** Hand a command to the user's actor (durable in cluster mode). */

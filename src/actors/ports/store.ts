@@ -106,6 +106,13 @@ export interface Store {
   /** The user's current conversations with their head and the user's watermarks. */
   userConversations(user: string): Promise<ConvSummary[]>;
 
+  /**
+   * The users of `candidates` that are, now, members of at least one conversation that
+   * `user` is a member of (each listed once, any order). `user` itself is included when it is
+   * a candidate and a member of any conversation. Used to allow `presence.sub`.
+   */
+  coMembers(user: string, candidates: string[]): Promise<string[]>;
+
   /** Last seen (ms since epoch) per user; users never seen are absent from the map. */
   saveLastSeen(entries: Array<{ user: string; at: number }>): Promise<void>;
   lastSeen(users: string[]): Promise<Map<string, number>>;
