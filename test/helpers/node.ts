@@ -22,8 +22,22 @@ export function tempDir(prefix = 'sb-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+/** With SB_TEST_STORE=cql the node keeps everything in a fresh keyspace on the run's CQL server. */
+function storeSettings(): Record<string, string> {
+  if (process.env.SB_TEST_STORE !== 'cql') return {};
+  const contact = process.env.SB_TEST_CQL_CONTACT;
+  if (!contact) throw new Error('SB_TEST_STORE=cql but no CQL server for this run (SB_TEST_CQL_CONTACT)');
+  return {
+    cqlContactPoints: contact,
+    cqlKeyspace: `sbp_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 7)}`,
+    cqlReplication: 'simple:1',
+    cqlConsistency: 'ONE',
+  };
+}
+
 export async function startTestNode(settings: Record<string, string> = {}, dataDir = tempDir()): Promise<TestNode> {
   const config = buildConfig({
+    ...storeSettings(),
     dev: true,
     port: '0',
     host: '127.0.0.1',

@@ -1,4 +1,5 @@
 /** PROTOCOL.md §4.5 over real sockets, in both encodings: watermarks, direct receipts, group aggregation, info. */
+// The cql-node project of vitest.config.ts runs this file again against a node on the CQL store (cqlContact).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { closeAll, eventually, peer, sleep, uid } from '../helpers/clients.js';
