@@ -1,0 +1,549 @@
+/**
+ * The load generator: raw `ws` clients (no SDK) driving either the echo server (N
+ * connections, W frames in flight each) or a node (N sender → recipient DM pairs, W unacked
+ * sends per sender, a `recv` for every message). Each run: connect, warm up, measure for a
+ * fixed window, stop sending, drain (bounded), check. Correctness is checked while it runs.
+ */
+import { performance } from 'node:perf_hooks';
+import WebSocket from 'ws';
+import { Packr, Unpackr } from 'msgpackr';
+
+export type Encoding = 'json' | 'msgpack';
+type Frame = Record<string, unknown>;
+
+const packr = new Packr({ useRecords: false, variableMapSize: true });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+export interface Codec {
+  protocol: string;
+  encode(f: Frame): string | Buffer;
+  decode(data: Buffer, isBinary: boolean): Frame;
+}
+
+export function codec(encoding: Encoding): Codec {
+  return encoding === 'json'
+    ? { protocol: 'sb.v1.json', encode: (f) => JSON.stringify(f), decode: (d) => JSON.parse(d.toString('utf8')) as Frame }
+    : { protocol: 'sb.v1.msgpack', encode: (f) => packr.pack(f), decode: (d) => unpackr.unpack(d) as Frame };
+}
+
+/** The message body of every send (and echo frame): 100 bytes of ASCII. */
+export const BODY = 'The quick brown fox jumps over the lazy dog; pack my box with five dozen liquor jugs. 0123456789abcd';
+/** User ids of pair i (fixed width so every frame of a run has the same size). */
+export const sender = (i: number) => `a${String(i).padStart(5, '0')}`;
+export const recipient = (i: number) => `b${String(i).padStart(5, '0')}`;
+/** The send frame; the echo baseline sends exactly this too. */
+export const sendFrame = (id: number, i: number, n: number): Frame => ({ t: 'send', id, to: recipient(i), cmid: `c${String(n).padStart(9, '0')}`, body: BODY });
+
+/** Latency samples kept per metric (bounded memory); later samples are counted but not kept. */
+const MAX_SAMPLES = 1_000_000;
+
+class Samples {
+  private readonly buf: Float64Array;
+  n = 0;
+  dropped = 0;
+  constructor(cap = MAX_SAMPLES) {
+    this.buf = new Float64Array(cap);
+  }
+  add(ms: number): void {
+    if (this.n < this.buf.length) this.buf[this.n++] = ms;
+    else this.dropped++;
+  }
+  summary(): { p50: number | null; p99: number | null; max: number | null; n: number } {
+    if (this.n === 0) return { p50: null, p99: null, max: null, n: 0 };
+    const s = this.buf.slice(0, this.n).sort();
+    const q = (p: number) => s[Math.min(this.n - 1, Math.max(0, Math.ceil(p * this.n) - 1))]!;
+    return { p50: round(q(0.5), 3), p99: round(q(0.99), 3), max: round(s[this.n - 1]!, 3), n: this.n };
+  }
+}
+
+export const round = (x: number, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
+const now = () => performance.now();
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export interface Phases {
+  warmupMs: number;
+  measureMs: number;
+  /** Longest wait for in-flight work after the window closes. */
+  drainMs: number;
+  /** A progress line (every second). */
+  progress(line: string): void;
+  /** Called at the start and the end of the measuring window (CPU sampling). */
+  onWindow?(edge: 'start' | 'end'): void;
+}
+
+/** Counts events only inside the measuring window. */
+class Window {
+  start = Infinity;
+  end = Infinity;
+  in(t: number): boolean {
+    return t >= this.start && t < this.end;
+  }
+  get seconds(): number {
+    return (this.end - this.start) / 1000;
+  }
+}
+
+function connect(url: string, protocol: string, timeoutMs: number): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocol, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error(`connect ${url}: timeout`));
+    }, timeoutMs);
+    ws.once('open', () => {
+      clearTimeout(timer);
+      // Later socket errors end in 'close', which the runs watch; never an uncaught 'error'.
+      ws.on('error', () => {});
+      resolve(ws);
+    });
+    ws.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/** Run `f` over `items` with at most `limit` at a time. */
+async function pool<T, R>(items: T[], limit: number, f: (x: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await f(items[i]!);
+      }
+    }),
+  );
+  return out;
+}
+
+/** Warm-up, window, stop, bounded drain; progress once a second. */
+async function drive(
+  label: string,
+  p: Phases,
+  win: Window,
+  counters: () => { done: number; inflight: number },
+  unit: string,
+  stop: () => void,
+  drained: () => boolean,
+  broken: () => string | null,
+): Promise<{ drainMs: number; drainedOk: boolean }> {
+  const t0 = now();
+  let last = { t: t0, done: counters().done };
+  const tick = setInterval(() => {
+    const t = now();
+    const c = counters();
+    const phase = t < win.start ? 'warm-up' : t < win.end ? 'measure' : 'drain';
+    const rate = ((c.done - last.done) * 1000) / (t - last.t);
+    p.progress(`${label} ${((t - t0) / 1000).toFixed(1).padStart(5)}s ${phase.padEnd(7)} ${Math.round(rate).toLocaleString('en-US').padStart(7)} ${unit}/s  in flight ${c.inflight}`);
+    last = { t, done: c.done };
+  }, 1000);
+  try {
+    win.start = t0 + p.warmupMs;
+    win.end = win.start + p.measureMs;
+    await sleepUntil(win.start, broken);
+    p.onWindow?.('start');
+    await sleepUntil(win.end, broken);
+    p.onWindow?.('end');
+    stop();
+    const tStop = now();
+    const deadline = tStop + p.drainMs;
+    while (!drained() && now() < deadline && broken() === null) await sleep(10);
+    return { drainMs: round(now() - tStop), drainedOk: drained() };
+  } finally {
+    clearInterval(tick);
+  }
+}
+
+async function sleepUntil(t: number, broken: () => string | null): Promise<void> {
+  for (let i = 0; i < 100_000 && now() < t; i++) {
+    const why = broken();
+    if (why) throw new Error(why);
+    await sleep(Math.min(50, Math.max(1, t - now())));
+  }
+}
+
+// ------------------------------------------------------------------------------ echo
+
+export interface EchoOptions extends Phases {
+  url: string;
+  encoding: Encoding;
+  connections: number;
+  window: number;
+}
+
+export interface EchoResult {
+  roundTripsPerSec: number;
+  framesPerSec: number;
+  rtt: ReturnType<Samples['summary']>;
+  frameBytes: number;
+  seconds: number;
+  drainMs: number;
+  violations: { lost: number; unexpected: number };
+}
+
+export async function runEcho(o: EchoOptions, label: string): Promise<EchoResult> {
+  const c = codec(o.encoding);
+  const win = new Window();
+  const rtt = new Samples();
+  let stopped = false;
+  let done = 0;
+  let inWindow = 0;
+  let inflight = 0;
+  let unexpected = 0;
+  let closedEarly: string | null = null;
+  const socks = await pool(Array.from({ length: o.connections }, (_, i) => i), 50, () => connect(o.url, c.protocol, 10_000));
+  try {
+    socks.forEach((ws, i) => {
+      const sentAt = new Map<number, number>();
+      let nextId = 1;
+      const send = () => {
+        const id = nextId++;
+        sentAt.set(id, now());
+        inflight++;
+        ws.send(c.encode(sendFrame(id, i, id)));
+      };
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        const t = now();
+        const f = c.decode(data, isBinary);
+        const t0 = sentAt.get(f.id as number);
+        if (t0 === undefined) {
+          unexpected++;
+          return;
+        }
+        sentAt.delete(f.id as number);
+        inflight--;
+        done++;
+        if (win.in(t)) {
+          inWindow++;
+          rtt.add(t - t0);
+        }
+        if (!stopped) send();
+      });
+      ws.on('close', () => {
+        if (!stopped) closedEarly ??= `echo socket ${i} closed during the run`;
+      });
+      for (let k = 0; k < o.window; k++) send();
+    });
+    const d = await drive(
+      label,
+      o,
+      win,
+      () => ({ done, inflight }),
+      'round trips',
+      () => (stopped = true),
+      () => inflight === 0,
+      () => closedEarly,
+    );
+    return {
+      roundTripsPerSec: round(inWindow / win.seconds),
+      framesPerSec: round((2 * inWindow) / win.seconds),
+      rtt: rtt.summary(),
+      frameBytes: Buffer.byteLength(c.encode(sendFrame(1, 0, 1))),
+      seconds: win.seconds,
+      drainMs: d.drainMs,
+      violations: { lost: inflight, unexpected },
+    };
+  } finally {
+    stopped = true;
+    for (const ws of socks) ws.terminate();
+  }
+}
+
+// ------------------------------------------------------------------------------ node, end to end
+
+export interface E2EOptions extends Phases {
+  url: string;
+  encoding: Encoding;
+  pairs: number;
+  window: number;
+  token(user: string): Promise<string>;
+}
+
+export interface E2EViolations {
+  /** An ack whose seq was acked before in the conversation. */
+  ackSeqRepeated: number;
+  /** Seqs in 1..max of a conversation that no ack carried (after the drain). */
+  ackSeqGaps: number;
+  /** Acks with dup:true (every cmid is sent once). */
+  ackDup: number;
+  /** Acked messages the recipient did not receive (after the drain). */
+  msgMissing: number;
+  /** A (conv, seq) pushed to the recipient more than once. */
+  msgDuplicated: number;
+  /** A push whose seq is not above the previous one of the conversation. */
+  msgOutOfOrder: number;
+  /** A push that does not match its ack (cmid ↔ seq), or with wrong conv / from / body. */
+  msgMismatch: number;
+  /** Receipts not above the previous one, and conversations whose last receipt never came. */
+  receiptBad: number;
+  /** err frames, sends never acked, unexpected frames. */
+  errors: number;
+}
+
+export interface E2EResult {
+  msgsPerSec: number;
+  acksPerSec: number;
+  receiptsPerSec: number;
+  /** Frames through the node (client-side count of both directions) per second. */
+  framesPerSec: number;
+  framesPerMsg: number;
+  sendToMsg: ReturnType<Samples['summary']>;
+  sendToAck: ReturnType<Samples['summary']>;
+  sendToReceipt: ReturnType<Samples['summary']>;
+  frameBytes: number;
+  seconds: number;
+  drainMs: number;
+  /** Acks in seq order per conversation? (Not required by the protocol; reported.) */
+  acksOutOfOrder: number;
+  totals: { sent: number; acked: number; received: number; receipts: number };
+  violations: E2EViolations;
+  errorCodes: Record<string, number>;
+}
+
+interface Pair {
+  i: number;
+  a: WebSocket;
+  b: WebSocket;
+  conv: string;
+  nextId: number;
+  sent: number;
+  /** id → [cmid number, send time] of sends without an ack. */
+  unacked: Map<number, { n: number; t: number }>;
+  /** cmid → what is known of it until both its ack and its push are seen. */
+  open: Map<string, { t: number; ackSeq?: number; msgSeq?: number }>;
+  acked: Set<number>;
+  maxAck: number;
+  lastAck: number;
+  received: Set<number>;
+  lastMsg: number;
+  /** seq → send time, until its receipt. */
+  awaitingReceipt: Map<number, number>;
+  lastReceipt: number;
+}
+
+export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
+  const c = codec(o.encoding);
+  const win = new Window();
+  const lat = { msg: new Samples(), ack: new Samples(), receipt: new Samples() };
+  const v: E2EViolations = { ackSeqRepeated: 0, ackSeqGaps: 0, ackDup: 0, msgMissing: 0, msgDuplicated: 0, msgOutOfOrder: 0, msgMismatch: 0, receiptBad: 0, errors: 0 };
+  const errorCodes: Record<string, number> = {};
+  const w = { msgs: 0, acks: 0, receipts: 0, framesIn: 0, framesOut: 0 };
+  const total = { sent: 0, acked: 0, received: 0, receipts: 0 };
+  let acksOutOfOrder = 0;
+  let stopped = false;
+  let closedEarly: string | null = null;
+  const all: WebSocket[] = [];
+
+  const users = Array.from({ length: o.pairs }, (_, i) => [sender(i), recipient(i)]).flat();
+  const tokens = new Map<string, string>();
+  await pool(users, 16, async (u) => void tokens.set(u, await o.token(u)));
+
+  /** Connect, hello, wait for synced; backlog pushes (none for fresh users) are ignored. */
+  const open = async (user: string): Promise<WebSocket> => {
+    const ws = await connect(o.url, c.protocol, 10_000);
+    all.push(ws);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${user}: no synced within 10 s`)), 10_000);
+      const onMsg = (data: Buffer, isBinary: boolean) => {
+        const f = c.decode(data, isBinary);
+        if (f.t === 'synced') {
+          clearTimeout(timer);
+          ws.off('message', onMsg);
+          resolve();
+        } else if (f.t === 'err') {
+          clearTimeout(timer);
+          reject(new Error(`${user}: hello refused: ${String(f.code)} ${String(f.msg)}`));
+        }
+      };
+      ws.on('message', onMsg);
+      ws.send(c.encode({ t: 'hello', token: tokens.get(user)!, device: 'bench' }));
+    });
+    return ws;
+  };
+
+  try {
+    const pairs: Pair[] = await pool(Array.from({ length: o.pairs }, (_, i) => i), 25, async (i) => {
+      const [a, b] = await Promise.all([open(sender(i)), open(recipient(i))]);
+      return {
+        i,
+        a,
+        b,
+        conv: `dm:${sender(i)}:${recipient(i)}`,
+        nextId: 1,
+        sent: 0,
+        unacked: new Map(),
+        open: new Map(),
+        acked: new Set(),
+        maxAck: 0,
+        lastAck: 0,
+        received: new Set(),
+        lastMsg: 0,
+        awaitingReceipt: new Map(),
+        lastReceipt: 0,
+      };
+    });
+
+    const error = (f: Frame) => {
+      v.errors++;
+      const code = String(f.code);
+      errorCodes[code] = (errorCodes[code] ?? 0) + 1;
+    };
+
+    const starters: Array<() => void> = [];
+    for (const p of pairs) {
+      const send = () => {
+        const id = p.nextId++;
+        const n = ++p.sent;
+        const t = now();
+        p.unacked.set(id, { n, t });
+        p.open.set(`c${String(n).padStart(9, '0')}`, { t });
+        total.sent++;
+        p.a.send(c.encode(sendFrame(id, p.i, n)));
+        if (win.in(t)) w.framesOut++;
+      };
+      /** Both the ack and the push of a cmid are in: compare them. */
+      const settle = (cmid: string, e: { ackSeq?: number; msgSeq?: number }) => {
+        if (e.ackSeq === undefined || e.msgSeq === undefined) return;
+        if (e.ackSeq !== e.msgSeq) v.msgMismatch++;
+        p.open.delete(cmid);
+      };
+
+      p.a.on('message', (data: Buffer, isBinary: boolean) => {
+        const t = now();
+        const inWin = win.in(t);
+        if (inWin) w.framesIn++;
+        const f = c.decode(data, isBinary);
+        if (f.t === 'ack') {
+          const u = p.unacked.get(f.re as number);
+          const seq = f.seq as number;
+          if (!u) {
+            v.errors++;
+            return;
+          }
+          p.unacked.delete(f.re as number);
+          total.acked++;
+          if (f.dup === true) v.ackDup++;
+          if (p.acked.has(seq)) v.ackSeqRepeated++;
+          p.acked.add(seq);
+          if (seq !== p.lastAck + 1) acksOutOfOrder++;
+          p.lastAck = seq;
+          p.maxAck = Math.max(p.maxAck, seq);
+          if (f.conv !== p.conv) v.msgMismatch++;
+          const cmid = f.cmid as string;
+          const e = p.open.get(cmid);
+          if (e) {
+            e.ackSeq = seq;
+            settle(cmid, e);
+          } else v.msgMismatch++;
+          p.awaitingReceipt.set(seq, u.t);
+          if (inWin) {
+            w.acks++;
+            lat.ack.add(t - u.t);
+          }
+          if (!stopped) send();
+        } else if (f.t === 'receipt') {
+          const seq = f.seq as number;
+          total.receipts++;
+          if (f.kind !== 'delivered' || f.user !== recipient(p.i) || f.conv !== p.conv || seq <= p.lastReceipt) {
+            v.receiptBad++;
+            return;
+          }
+          for (let s = p.lastReceipt + 1; s <= seq; s++) {
+            const t0 = p.awaitingReceipt.get(s);
+            if (t0 === undefined) continue;
+            p.awaitingReceipt.delete(s);
+            if (inWin) lat.receipt.add(t - t0);
+          }
+          p.lastReceipt = seq;
+          if (inWin) w.receipts++;
+        } else if (f.t === 'err') error(f);
+        else v.errors++;
+      });
+
+      p.b.on('message', (data: Buffer, isBinary: boolean) => {
+        const t = now();
+        const inWin = win.in(t);
+        if (inWin) w.framesIn++;
+        const f = c.decode(data, isBinary);
+        if (f.t !== 'msg') {
+          if (f.t === 'err') error(f);
+          else v.errors++;
+          return;
+        }
+        const seq = f.seq as number;
+        total.received++;
+        if (p.received.has(seq)) v.msgDuplicated++;
+        else if (seq <= p.lastMsg) v.msgOutOfOrder++;
+        p.received.add(seq);
+        p.lastMsg = Math.max(p.lastMsg, seq);
+        if (f.conv !== p.conv || f.from !== sender(p.i) || f.body !== BODY) v.msgMismatch++;
+        const cmid = f.cmid as string;
+        const e = p.open.get(cmid);
+        if (e) {
+          e.msgSeq = seq;
+          if (inWin) {
+            w.msgs++;
+            lat.msg.add(t - e.t);
+          }
+          settle(cmid, e);
+        } else v.msgMismatch++;
+        p.b.send(c.encode({ t: 'recv', conv: f.conv as string, seq }));
+        if (inWin) w.framesOut++;
+      });
+
+      starters.push(send);
+      for (const ws of [p.a, p.b]) {
+        ws.on('close', (code) => {
+          if (!stopped) closedEarly ??= `pair ${p.i}: socket closed during the run (code ${code})`;
+        });
+      }
+    }
+
+    // The first window of every sender; later sends follow acks (see the handler above).
+    for (const start of starters) for (let k = 0; k < o.window; k++) start();
+
+    const drainedAll = () =>
+      pairs.every((p) => p.unacked.size === 0 && p.received.size >= p.acked.size && p.lastReceipt >= p.maxAck);
+    const d = await drive(
+      label,
+      o,
+      win,
+      () => ({ done: total.received, inflight: total.sent - total.acked }),
+      'msgs',
+      () => (stopped = true),
+      drainedAll,
+      () => closedEarly,
+    );
+
+    // After the drain: what never arrived.
+    for (const p of pairs) {
+      v.errors += p.unacked.size;
+      for (let s = 1; s <= p.maxAck; s++) if (!p.acked.has(s)) v.ackSeqGaps++;
+      for (const s of p.acked) if (!p.received.has(s)) v.msgMissing++;
+      if (p.lastReceipt < p.maxAck) v.receiptBad++;
+    }
+    const frames = w.framesIn + w.framesOut;
+    return {
+      msgsPerSec: round(w.msgs / win.seconds),
+      acksPerSec: round(w.acks / win.seconds),
+      receiptsPerSec: round(w.receipts / win.seconds),
+      framesPerSec: round(frames / win.seconds),
+      framesPerMsg: w.msgs > 0 ? round(frames / w.msgs, 2) : 0,
+      sendToMsg: lat.msg.summary(),
+      sendToAck: lat.ack.summary(),
+      sendToReceipt: lat.receipt.summary(),
+      frameBytes: Buffer.byteLength(c.encode(sendFrame(1, 0, 1))),
+      seconds: win.seconds,
+      drainMs: d.drainMs,
+      acksOutOfOrder,
+      totals: total,
+      violations: v,
+      errorCodes,
+    };
+  } finally {
+    stopped = true;
+    for (const ws of all) ws.terminate();
+  }
+}
