@@ -28,6 +28,7 @@ export const TYPING_BURST = 6;
 export class ClientConnection {
   user: string | null = null;
   alive = true;
+  private corked = false;
   private state: 'hello' | 'authenticating' | 'open' | 'closed' = 'hello';
   private readonly early: Array<[Buffer, boolean]> = [];
   private readonly bucket: TokenBucket;
@@ -72,6 +73,7 @@ export class ClientConnection {
 
   send(frame: ServerFrame, encoded?: string | Buffer): void {
     if (this.state === 'closed' || this.ws.readyState !== this.ws.OPEN) return;
+    this.cork();
     this.ws.send(encoded ?? this.ctx.encode(frame, this.encoding));
     this.ctx.metrics.framesOut.inc();
     if (this.ws.bufferedAmount > this.ctx.config.maxQueuedBytes) {
@@ -79,6 +81,22 @@ export class ClientConnection {
       this.close(CLOSE.slowConsumer, 'slow consumer');
       setTimeout(() => this.ws.terminate(), 1000).unref();
     }
+  }
+
+  /**
+   * Frames sent to this socket in the same event-loop turn (an ack and a receipt, a batch of
+   * pushes) leave in one write: the TCP socket is corked until the turn ends.
+   */
+  private cork(): void {
+    if (this.corked) return;
+    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    if (!socket) return;
+    this.corked = true;
+    socket.cork();
+    setImmediate(() => {
+      this.corked = false;
+      socket.uncork();
+    });
   }
 
   private error(re: ReqId | undefined, err: unknown): void {

@@ -36,6 +36,8 @@ export interface SqliteStoreOptions {
 
 /** At most this many queued requests share one outer transaction. */
 const MAX_GROUP = 1024;
+/** Under load, at most one group transaction (one fsync) per this many ms. */
+const GROUP_WINDOW_MS = 2;
 
 /** SQLite result codes meaning "the backend could not do it now", not "the request is wrong". */
 const UNAVAILABLE_CODE =
@@ -234,6 +236,8 @@ export class SqliteStore implements Store {
   private readonly savepoint: Database.Transaction<(run: () => unknown) => unknown>;
   private queue: Pending[] = [];
   private scheduled: NodeJS.Immediate | null = null;
+  private delayed: NodeJS.Timeout | null = null;
+  private lastFlush = -Infinity;
   private closed = false;
 
   /** Open (creating if needed) and migrate the database. Throws StoreUnavailableError if it cannot. */
@@ -287,8 +291,21 @@ export class SqliteStore implements Store {
     });
   }
 
+  /**
+   * Flush on the next turn; but under load (the previous flush was less than GROUP_WINDOW_MS
+   * ago) wait out the window, so more requests share one transaction and one fsync.
+   */
   private schedule(): void {
-    this.scheduled ??= setImmediate(() => {
+    if (this.scheduled !== null || this.delayed !== null) return;
+    const wait = this.lastFlush + GROUP_WINDOW_MS - performance.now();
+    if (wait > 0) {
+      this.delayed = setTimeout(() => {
+        this.delayed = null;
+        this.flush(false);
+      }, wait);
+      return;
+    }
+    this.scheduled = setImmediate(() => {
       this.scheduled = null;
       this.flush(false);
     });
@@ -296,6 +313,7 @@ export class SqliteStore implements Store {
 
   /** Runs queued requests in groups of at most MAX_GROUP; all of them when `drain`, else one group. */
   private flush(drain: boolean): void {
+    this.lastFlush = performance.now();
     do {
       const batch = this.queue.splice(0, MAX_GROUP);
       if (batch.length === 0) break;
@@ -552,6 +570,10 @@ export class SqliteStore implements Store {
     if (this.scheduled !== null) {
       clearImmediate(this.scheduled);
       this.scheduled = null;
+    }
+    if (this.delayed !== null) {
+      clearTimeout(this.delayed);
+      this.delayed = null;
     }
     this.flush(true);
     this.closed = true;
