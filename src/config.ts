@@ -46,6 +46,8 @@ export interface Config {
   cqlConsistency: 'ONE' | 'QUORUM' | 'LOCAL_QUORUM' | 'LOCAL_ONE' | 'ALL' | 'EACH_QUORUM';
   /** Keyspace replication when the node creates it. */
   cqlReplication: { class: 'SimpleStrategy'; replication_factor: number } | ({ class: 'NetworkTopologyStrategy' } & Record<string, number | string>);
+  /** Most messages of one conversation per store commit (1: group commit off). */
+  commitBatch: number;
   /** Replicas of the JetStream stream, its consumers and KV buckets. */
   natsReplicas: number;
   heartbeatMs: number;
@@ -55,6 +57,10 @@ export interface Config {
   ackWaitMs: number;
   /** How long a new owner waits for the old one to hand a partition off before fencing it. */
   handoffMs: number;
+  /** Serve the demo web app at / (SB_WEB; default on with --dev). */
+  web: boolean;
+  /** Directory of the built web app; null: dist/web of this installation. */
+  webDir: string | null;
 }
 
 export interface S3Config {
@@ -119,11 +125,14 @@ const SETTINGS = {
   partitions: { env: 'SB_PARTITIONS', flag: 'partitions', help: 'partition count, fixed at cluster creation (default 64)' },
   cqlConsistency: { env: 'SB_CQL_CONSISTENCY', flag: 'cql-consistency', help: 'ONE|QUORUM|LOCAL_QUORUM|LOCAL_ONE|ALL|EACH_QUORUM (default LOCAL_QUORUM)' },
   cqlReplication: { env: 'SB_CQL_REPLICATION', flag: 'cql-replication', help: 'simple:N or DC:N[,DC:N] for a new keyspace (default <SB_CQL_DC>:3)' },
+  commitBatch: { env: 'SB_COMMIT_BATCH', flag: 'commit-batch', help: 'most messages of a conversation per store commit; 1 turns group commit off (default 256)' },
   natsReplicas: { env: 'SB_NATS_REPLICAS', flag: 'nats-replicas', help: 'JetStream replicas, 1-5 (default 3 with 3+ URLs, else 1)' },
   heartbeatMs: { env: 'SB_HEARTBEAT_MS', flag: 'heartbeat-ms', help: 'membership heartbeat interval (default 500)' },
   failureMs: { env: 'SB_FAILURE_MS', flag: 'failure-ms', help: 'a silent member is dead after (default 2000)' },
   ackWaitMs: { env: 'SB_ACK_WAIT_MS', flag: 'ack-wait-ms', help: 'JetStream ack wait (default 2000)' },
   handoffMs: { env: 'SB_HANDOFF_MS', flag: 'handoff-ms', help: 'wait for a planned hand-off before fencing (default 5000)' },
+  web: { env: 'SB_WEB', flag: 'web', help: '1|0: serve the demo web app at / (default 1 with --dev, else 0)' },
+  webDir: { env: 'SB_WEB_DIR', flag: 'web-dir', help: 'directory of the built web app (default dist/web)' },
 } satisfies Record<string, Setting>;
 
 type Raw = Partial<Record<keyof typeof SETTINGS, string>> & { dev?: boolean };
@@ -214,6 +223,7 @@ export function buildConfig(raw: Raw): Config {
     cqlDc: dc,
     cqlConsistency: consistency as Config['cqlConsistency'],
     cqlReplication: parseReplication(raw.cqlReplication, dc),
+    commitBatch: int(raw, 'commitBatch', 256, 1, 4096),
     natsReplicas: int(raw, 'natsReplicas', natsUrl && natsUrl.length >= 3 ? 3 : 1, 1, 5),
     heartbeatMs,
     failureMs,
@@ -234,7 +244,17 @@ export function buildConfig(raw: Raw): Config {
     pingIntervalMs: int(raw, 'pingIntervalMs', 30000, 100, 600_000),
     actorIdleMs: int(raw, 'actorIdleMs', 60000, 100, 86_400_000),
     partitions: int(raw, 'partitions', 64, 1, 4096),
+    web: bool(raw, 'web', dev),
+    webDir: raw.webDir?.trim() || null,
   };
+}
+
+function bool(raw: Raw, key: keyof typeof SETTINGS, def: boolean): boolean {
+  const v = raw[key]?.trim().toLowerCase();
+  if (v === undefined || v === '') return def;
+  if (v === '1' || v === 'true') return true;
+  if (v === '0' || v === 'false') return false;
+  throw new ConfigError(SETTINGS[key].env, `must be 1, 0, true or false, got "${raw[key]}"`);
 }
 
 function parseReplication(v: string | undefined, dc: string): Config['cqlReplication'] {

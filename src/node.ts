@@ -34,6 +34,7 @@ import { MediaService } from './gateway/media.js';
 import { FsMediaStore } from './storage/fs-media-store.js';
 import { S3MediaStore, S3SetupError } from './storage/s3-media-store.js';
 import { CLOSE } from './protocol/codes.js';
+import { webApp } from './gateway/static.js';
 
 export interface RunningNode {
   config: Config;
@@ -106,6 +107,7 @@ async function openBus(config: Config, log: Logger, metrics: Metrics): Promise<B
 
 export async function startNode(config: Config, opts: StartOptions = {}): Promise<RunningNode> {
   const log = opts.log ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
+  const web = webApp(config, log);
   const metrics = new Metrics();
   const store = await openStore(config);
   const bus = await openBus(config, log, metrics);
@@ -147,6 +149,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
         },
         now: Date.now,
         maxGroup: config.maxGroup,
+        maxBatch: config.commitBatch,
         groupReceiptMs: 1000,
         watermarkFlushMs: 50,
         completeUpload: (rec) => media.complete(rec),
@@ -175,7 +178,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
     router: { toConversation: (cmd) => router.toConversation(cmd), toUser: (cmd) => router.toUser(cmd) },
     storeInfo: () => store.info(),
     media,
-    routes: mediaStore instanceof FsMediaStore ? [mediaStore.route] : [],
+    routes: [...(mediaStore instanceof FsMediaStore ? [mediaStore.route] : []), ...(web ? [web] : [])],
   });
   router = new Router({
     node: config.nodeId,
@@ -271,6 +274,7 @@ async function main(): Promise<void> {
   if (config.dev) {
     process.stdout.write(
       `\nSwitchboard dev node on http://127.0.0.1:${node.port}\n` +
+        (config.web ? `  web app:   http://localhost:${node.port}/ (open it in two tabs)\n` : '') +
         `  token:     curl 'http://127.0.0.1:${node.port}/dev/token?user=alice'\n` +
         `  websocket: ${node.url}\n  health:    http://127.0.0.1:${node.port}/healthz\n\n`,
     );

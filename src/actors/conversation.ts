@@ -36,6 +36,8 @@ export interface ConversationDeps {
   maxGroup: number;
   /** Minimum interval between two aggregated group receipts of one kind. */
   groupReceiptMs: number;
+  /** Most messages per commit (1: group commit off). */
+  maxBatch?: number;
   /** Delay before dirty watermarks are written. */
   watermarkFlushMs: number;
   /** Called once per committed batch (metrics). */
@@ -224,7 +226,7 @@ export class ConversationActor implements Actor<ConversationCommand> {
   /** Commit the pending sends as one batch if no commit is in flight. */
   private startCommit(): void {
     if (this.inflight || this.pending.length === 0) return;
-    const batch = this.pending.splice(0, MAX_BATCH);
+    const batch = this.pending.splice(0, this.deps.maxBatch ?? MAX_BATCH);
     this.inflight = batch;
     void this.commitBatch(batch);
   }
