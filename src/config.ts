@@ -46,6 +46,8 @@ export interface Config {
   cqlConsistency: 'ONE' | 'QUORUM' | 'LOCAL_QUORUM' | 'LOCAL_ONE' | 'ALL' | 'EACH_QUORUM';
   /** Keyspace replication when the node creates it. */
   cqlReplication: { class: 'SimpleStrategy'; replication_factor: number } | ({ class: 'NetworkTopologyStrategy' } & Record<string, number | string>);
+  /** Open sockets allowed from one remote address; past it the upgrade gets HTTP 429. */
+  maxConnsPerIp: number;
   /** Most messages of one conversation per store commit (1: group commit off). */
   commitBatch: number;
   /** Replicas of the JetStream stream, its consumers and KV buckets. */
@@ -125,6 +127,7 @@ const SETTINGS = {
   partitions: { env: 'SB_PARTITIONS', flag: 'partitions', help: 'partition count, fixed at cluster creation (default 64)' },
   cqlConsistency: { env: 'SB_CQL_CONSISTENCY', flag: 'cql-consistency', help: 'ONE|QUORUM|LOCAL_QUORUM|LOCAL_ONE|ALL|EACH_QUORUM (default LOCAL_QUORUM)' },
   cqlReplication: { env: 'SB_CQL_REPLICATION', flag: 'cql-replication', help: 'simple:N or DC:N[,DC:N] for a new keyspace (default <SB_CQL_DC>:3)' },
+  maxConnsPerIp: { env: 'SB_MAX_CONNS_PER_IP', flag: 'max-conns-per-ip', help: 'open sockets per remote address (default 20000)' },
   commitBatch: { env: 'SB_COMMIT_BATCH', flag: 'commit-batch', help: 'most messages of a conversation per store commit; 1 turns group commit off (default 256)' },
   natsReplicas: { env: 'SB_NATS_REPLICAS', flag: 'nats-replicas', help: 'JetStream replicas, 1-5 (default 3 with 3+ URLs, else 1)' },
   heartbeatMs: { env: 'SB_HEARTBEAT_MS', flag: 'heartbeat-ms', help: 'membership heartbeat interval (default 500)' },
@@ -224,6 +227,7 @@ export function buildConfig(raw: Raw): Config {
     cqlConsistency: consistency as Config['cqlConsistency'],
     cqlReplication: parseReplication(raw.cqlReplication, dc),
     commitBatch: int(raw, 'commitBatch', 256, 1, 4096),
+    maxConnsPerIp: int(raw, 'maxConnsPerIp', 20000, 1, 10_000_000),
     natsReplicas: int(raw, 'natsReplicas', natsUrl && natsUrl.length >= 3 ? 3 : 1, 1, 5),
     heartbeatMs,
     failureMs,

@@ -165,7 +165,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
     system,
     'user',
     (user) =>
-      new UserActor(user, { store, courier, log, backlogPage: 500, onlineWindowMs: config.onlineWindowMs, lastSeen, now: Date.now }),
+      new UserActor(user, { store, courier, log, onlineWindowMs: config.onlineWindowMs, lastSeen, now: Date.now }),
     { idleMs: Math.min(config.actorIdleMs, 10_000), onError: onActorError },
   );
   const gateway = new Gateway({

@@ -1,9 +1,10 @@
 /**
  * The user actor: knows the user's connections across the cluster and pushes to them.
- * On attach it drains the backlog (every message above the user's delivered watermark, per
- * conversation in order) and then `synced`; live messages queue in its mailbox meanwhile,
- * so they follow the backlog. The gateway holding each socket keeps the per-connection
- * order (never seq n+1 before n, never the same seq twice) and fills gaps from the store.
+ * On attach it registers the connection, then tells the connection's gateway which seqs it
+ * is owed (every message above the user's delivered watermark, per conversation); the
+ * gateway reads them from the store at the socket's pace and sends `synced`, holding back
+ * live pushes until then. The gateway keeps the per-connection order (never seq n+1
+ * before n, never the same seq twice) and fills gaps from the store.
  *
  * It also owns the user's presence (PROTOCOL.md §4.6): the last activity (forwarded by the
  * gateways, throttled), the connections that watch it (`presence.sub`), and while the user
@@ -22,8 +23,6 @@ export interface UserDeps {
   store: Store;
   courier: Courier;
   log: Log;
-  /** Messages read from the store per page while draining a backlog. */
-  backlogPage: number;
   /** The online window (SB_ONLINE_WINDOW_MS). */
   onlineWindowMs: number;
   lastSeen: LastSeenWriter;
@@ -115,20 +114,13 @@ export class UserActor implements Actor<UserCommand> {
     this.evaluate();
     // A resumed connection (its user's partition moved) gets no backlog: its gateway catches it up.
     if (resume) return;
+    // Registered first, then the heads read: whatever commits later is delivered live.
     const convs = await this.deps.store.userConversations(this.user);
-    const heads: Record<string, number> = {};
-    for (const c of convs) {
-      let from = c.delivered + 1;
-      while (from <= c.lastSeq) {
-        const page = await this.deps.store.messages(c.conv, from, c.lastSeq, this.deps.backlogPage);
-        if (page.length === 0) break;
-        for (const m of page) this.deps.courier.toConnection(ref, msgFrame(m));
-        from = page[page.length - 1]!.seq + 1;
-      }
-      heads[c.conv] = Math.max(c.lastSeq, from - 1);
-    }
-    // The heads tell the connection's gateway where each conversation stands (it strips them).
-    this.deps.courier.toConnection(ref, { t: 'synced', heads });
+    const backlog: Record<string, { from: number; to: number }> = {};
+    for (const c of convs) backlog[c.conv] = { from: c.delivered + 1, to: c.lastSeq };
+    // The gateway holding the socket drains the backlog from the store at the socket's pace
+    // (flow control a push from here could not have), then sends `synced`.
+    this.deps.courier.toConnection(ref, { t: 'synced', backlog });
   }
 
   /**

@@ -83,6 +83,16 @@ export class ClientConnection {
     }
   }
 
+  /** Bytes queued for this socket and not yet written. */
+  get queuedBytes(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  /** Resolves once the queue is below `bytes` (or the socket closed): flow control for bulk pushes. */
+  async drained(bytes: number): Promise<void> {
+    while (this.open && this.ws.bufferedAmount > bytes) await new Promise((r) => setTimeout(r, 5));
+  }
+
   /**
    * Frames sent to this socket in the same event-loop turn (an ack and a receipt, a batch of
    * pushes) leave in one write: the TCP socket is corked until the turn ends.

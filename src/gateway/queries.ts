@@ -27,19 +27,16 @@ export class Queries {
     return this.store.messagesBefore(conv, before ?? Number.MAX_SAFE_INTEGER, limit ?? 50, member.joinedSeq);
   }
 
-  /** Messages from..to of a conversation the user is a member of, never from before its join. */
-  async range(user: string, conv: string, from: number, to: number): Promise<ChatMessage[]> {
+  /** Pages of messages from..to of a conversation the user is a member of, never from before its join. */
+  async *range(user: string, conv: string, from: number, to: number): AsyncGenerator<ChatMessage[]> {
     const member = await this.store.member(conv, user);
-    if (!member) return [];
-    const start = Math.max(from, member.joinedSeq);
-    const out: ChatMessage[] = [];
-    for (let next = start; next <= to; ) {
+    if (!member) return;
+    for (let next = Math.max(from, member.joinedSeq); next <= to; ) {
       const page = await this.store.messages(conv, next, to, PAGE);
-      if (page.length === 0) break;
-      out.push(...page);
+      if (page.length === 0) return;
+      yield page;
       next = page[page.length - 1]!.seq + 1;
     }
-    return out;
   }
 
   /**

@@ -48,6 +48,8 @@ export class Gateway {
   private readonly wss: WebSocketServer;
   private readonly conns = new Map<string, ClientConnection>();
   private readonly deliveries = new WeakMap<ClientConnection, Delivery>();
+  /** Open sockets (and handshakes) per remote address, for SB_MAX_CONNS_PER_IP. */
+  private readonly perAddress = new Map<string, number>();
   private readonly ctx: GatewayContext;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly bootId = randomBytes(4).toString('hex');
@@ -92,6 +94,24 @@ export class Gateway {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
         return;
       }
+      const address = req.socket.remoteAddress ?? '?';
+      const open = this.perAddress.get(address) ?? 0;
+      if (open >= this.opts.config.maxConnsPerIp) {
+        this.opts.metrics.closes.inc({ code: 'refused_per_ip' });
+        socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      // Counted from the upgrade request on, so a flood of handshakes is bounded too.
+      this.perAddress.set(address, open + 1);
+      let counted = true;
+      const release = () => {
+        if (!counted) return;
+        counted = false;
+        const n = (this.perAddress.get(address) ?? 1) - 1;
+        if (n <= 0) this.perAddress.delete(address);
+        else this.perAddress.set(address, n);
+      };
+      socket.once('close', release);
       this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws, clientOrigin(req)));
     });
     this.heartbeat = setInterval(() => this.pingAll(), opts.config.pingIntervalMs);
@@ -155,10 +175,14 @@ export class Gateway {
         d.order.own(frame.conv, frame.seq);
         break;
       case 'synced':
-        if (frame.heads) {
-          for (const [conv, seq] of Object.entries(frame.heads)) d.order.known(conv, seq);
-          const clean: ServerFrame = { t: 'synced' };
-          c.send(clean, this.encode(clean, c.encoding));
+        if (frame.backlog) {
+          // The backlog: what the connection is owed, read at the socket's pace, then `synced`.
+          const ranges: Array<{ conv: string; from: number; to: number }> = [];
+          for (const [conv, r] of Object.entries(frame.backlog)) {
+            d.order.known(conv, r.from - 1);
+            if (r.from <= r.to) ranges.push({ conv, ...r });
+          }
+          this.fill(c, d, ranges, { t: 'synced' });
           return;
         }
         break;
@@ -166,16 +190,26 @@ export class Gateway {
     c.send(frame, this.encode(frame, c.encoding));
   }
 
-  /** Read missing ranges from the store (membership-checked), push them, then `then` and the frames that waited. */
+  /**
+   * Read missing ranges from the store (membership-checked) and push them at the socket's
+   * pace, then `then` and the frames that waited meanwhile.
+   */
   private fill(c: ClientConnection, d: Delivery, ranges: Array<{ conv: string; from: number; to: number }>, then?: ServerFrame): void {
     d.busy = true;
     const user = c.user!;
+    const bound = this.opts.config.maxQueuedBytes;
     void (async () => {
       for (const r of ranges) {
         try {
-          for (const m of await this.opts.queries.range(user, r.conv, r.from, r.to)) this.deliver(c, d, msgFrame(m));
+          for await (const page of this.opts.queries.range(user, r.conv, r.from, r.to)) {
+            if (!c.open) return;
+            for (const m of page) {
+              this.deliver(c, d, msgFrame(m));
+              if (c.queuedBytes > bound / 2) await c.drained(bound / 4);
+            }
+          }
         } catch (err) {
-          this.opts.log.warn({ conn: c.id, conv: r.conv, err: String(err) }, 'gap fill failed');
+          this.opts.log.warn({ conn: c.id, conv: r.conv, err: String(err) }, 'reading missed messages failed');
         }
       }
       d.busy = false;

@@ -113,8 +113,12 @@ export interface ConvSummary {
 
 export type ServerFrame =
   | { t: 'welcome'; user: string; node: string; time: number }
-  /** `heads` is internal (user actor → gateway: each conversation's head after the backlog); never sent to clients. */
-  | { t: 'synced'; heads?: Record<string, number> }
+  /**
+   * `backlog` is internal (user actor → the gateway holding the socket): per conversation the
+   * seqs the connection is owed, which the gateway reads from the store at the socket's pace.
+   * Never sent to clients.
+   */
+  | { t: 'synced'; backlog?: Record<string, { from: number; to: number }> }
   | ({ t: 'msg' } & ChatMessage)
   | { t: 'ack'; re: ReqId; conv: string; seq: number; cmid: string; ts: number; dup?: boolean }
   | { t: 'receipt'; conv: string; user: string; kind: 'delivered' | 'read'; seq: number }

@@ -4,7 +4,7 @@
  * free ports with their own store dirs. Every server is stopped by PID, also on failure.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -51,14 +51,26 @@ function waitPort(port: number, timeoutMs: number): Promise<void> {
   });
 }
 
-function server(name: string, port: number, args: string[], env: NodeJS.ProcessEnv): NatsServer {
+export interface StartNatsOptions {
+  /** When set, each server's output is appended to `<logDir>/nats-<name>.log` (kept after stop). */
+  logDir?: string;
+}
+
+function server(name: string, port: number, args: string[], env: NodeJS.ProcessEnv, logDir?: string): NatsServer {
   const s: NatsServer = {
     name,
     port,
     url: `nats://127.0.0.1:${port}`,
     proc: null,
     async start() {
-      const proc = spawn(natsServerPath() as string, args, { env: { ...process.env, ...env }, stdio: 'ignore' });
+      let fd: number | null = null;
+      if (logDir) {
+        fd = openSync(join(logDir, `nats-${name}.log`), 'a');
+        writeSync(fd, `\n===== start of ${name} at ${new Date().toISOString()} =====\n`);
+      }
+      const stdio = fd === null ? ('ignore' as const) : (['ignore', fd, fd] as ['ignore', number, number]);
+      const proc = spawn(natsServerPath() as string, args, { env: { ...process.env, ...env }, stdio });
+      if (fd !== null) closeSync(fd);
       live.add(proc);
       proc.once('exit', () => live.delete(proc));
       s.proc = proc;
@@ -77,12 +89,12 @@ function server(name: string, port: number, args: string[], env: NodeJS.ProcessE
 }
 
 /** One server with JetStream, or a 3-server cluster (nats.conf) when `size` is 3. */
-export async function startNats(size: 1 | 3 = 1): Promise<NatsCluster> {
+export async function startNats(size: 1 | 3 = 1, opts: StartNatsOptions = {}): Promise<NatsCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'sb-nats-'));
   const servers: NatsServer[] = [];
   if (size === 1) {
     const port = await freePort();
-    servers.push(server('n1', port, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', join(dir, 'n1'), '-n', 'n1'], {}));
+    servers.push(server('n1', port, ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', join(dir, 'n1'), '-n', 'n1'], {}, opts.logDir));
   } else {
     const ports = await Promise.all([0, 1, 2].map(() => freePort()));
     const routes = await Promise.all([0, 1, 2].map(() => freePort()));
@@ -96,7 +108,7 @@ export async function startNats(size: 1 | 3 = 1): Promise<NatsCluster> {
           SB_NATS_PORT: String(ports[i]),
           SB_NATS_CLUSTER: String(routes[i]),
           SB_NATS_DIR: join(dir, name),
-        }),
+        }, opts.logDir),
       );
     }
   }
