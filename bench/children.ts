@@ -51,11 +51,17 @@ export interface SpawnOptions {
   maxForwarded?: number;
   /** Output lines not worth forwarding. */
   quiet?: RegExp;
+  /** Every output line (stdout and stderr), also after ready (e.g. to follow a node's log). */
+  onLine?(line: string): void;
+  /** The executable (default: this Node binary). */
+  command?: string;
+  /** Which stream carries the ready line (default stdout). */
+  readyOn?: 'stdout' | 'stderr';
 }
 
-/** Start `node <args>` and wait (bounded) for its ready line. */
+/** Start `node <args>` (or `command <args>`) and wait (bounded) for its ready line. */
 export function spawnNode(o: SpawnOptions): Promise<Child> {
-  const proc = spawn(process.execPath, o.args, { cwd: o.cwd, env: o.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(o.command ?? process.execPath, o.args, { cwd: o.cwd, env: o.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
   live.add(proc);
   proc.once('exit', () => live.delete(proc));
   proc.stdin?.on('error', () => {});
@@ -85,12 +91,19 @@ export function spawnNode(o: SpawnOptions): Promise<Child> {
       } else resolve({ proc, pid: proc.pid!, ready: m! });
     };
     const timer = setTimeout(() => finish(new Error(`${o.label}: not ready within ${o.timeoutMs} ms`)), o.timeoutMs);
-    lines(proc.stdout!, (line) => {
+    const watch = (line: string) => {
+      o.onLine?.(line);
       const m = done ? null : line.match(o.ready);
       if (m) finish(null, m);
       else forward(line);
-    });
-    lines(proc.stderr!, forward);
+    };
+    const plain = (line: string) => {
+      o.onLine?.(line);
+      forward(line);
+    };
+    const readyOnStderr = o.readyOn === 'stderr';
+    lines(proc.stdout!, readyOnStderr ? plain : watch);
+    lines(proc.stderr!, readyOnStderr ? watch : plain);
     proc.once('error', (err) => finish(err));
     proc.once('exit', (code, signal) => finish(new Error(`${o.label} exited before ready (code ${code}, signal ${signal})`)));
   });

@@ -37,7 +37,7 @@ export const sendFrame = (id: number, i: number, n: number): Frame => ({ t: 'sen
 /** Latency samples kept per metric (bounded memory); later samples are counted but not kept. */
 const MAX_SAMPLES = 1_000_000;
 
-class Samples {
+export class Samples {
   private readonly buf: Float64Array;
   n = 0;
   dropped = 0;
@@ -72,7 +72,7 @@ export interface Phases {
 }
 
 /** Counts events only inside the measuring window. */
-class Window {
+export class Window {
   start = Infinity;
   end = Infinity;
   in(t: number): boolean {
@@ -83,7 +83,7 @@ class Window {
   }
 }
 
-function connect(url: string, protocol: string, timeoutMs: number): Promise<WebSocket> {
+export function connect(url: string, protocol: string, timeoutMs: number): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocol, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
     const timer = setTimeout(() => {
@@ -104,7 +104,7 @@ function connect(url: string, protocol: string, timeoutMs: number): Promise<WebS
 }
 
 /** Run `f` over `items` with at most `limit` at a time. */
-async function pool<T, R>(items: T[], limit: number, f: (x: T) => Promise<R>): Promise<R[]> {
+export async function pool<T, R>(items: T[], limit: number, f: (x: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array<R>(items.length);
   let next = 0;
   await Promise.all(
@@ -119,7 +119,7 @@ async function pool<T, R>(items: T[], limit: number, f: (x: T) => Promise<R>): P
 }
 
 /** Warm-up, window, stop, bounded drain; progress once a second. */
-async function drive(
+export async function drive(
   label: string,
   p: Phases,
   win: Window,
@@ -255,6 +255,8 @@ export async function runEcho(o: EchoOptions, label: string): Promise<EchoResult
 
 export interface E2EOptions extends Phases {
   url: string;
+  /** Where a user connects (cluster runs spread users over nodes); default `url`. */
+  urlFor?(user: string, role: 'sender' | 'recipient', i: number): string;
   encoding: Encoding;
   pairs: number;
   window: number;
@@ -341,8 +343,8 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
   await pool(users, 16, async (u) => void tokens.set(u, await o.token(u)));
 
   /** Connect, hello, wait for synced; backlog pushes (none for fresh users) are ignored. */
-  const open = async (user: string): Promise<WebSocket> => {
-    const ws = await connect(o.url, c.protocol, 10_000);
+  const open = async (user: string, role: 'sender' | 'recipient', i: number): Promise<WebSocket> => {
+    const ws = await connect(o.urlFor?.(user, role, i) ?? o.url, c.protocol, 10_000);
     all.push(ws);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${user}: no synced within 10 s`)), 10_000);
@@ -365,7 +367,7 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
 
   try {
     const pairs: Pair[] = await pool(Array.from({ length: o.pairs }, (_, i) => i), 25, async (i) => {
-      const [a, b] = await Promise.all([open(sender(i)), open(recipient(i))]);
+      const [a, b] = await Promise.all([open(sender(i), 'sender', i), open(recipient(i), 'recipient', i)]);
       return {
         i,
         a,

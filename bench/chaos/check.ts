@@ -14,7 +14,8 @@
  * - no connection got a seq out of order or twice (recorded live by the fleet);
  * - every send was acked (after the drain).
  */
-import type { ChatMessage, Store } from '../../src/actors/ports/index.js';
+import type { Store } from '../../src/actors/ports/index.js';
+import type { ChatMessage } from '../../src/protocol/frames.js';
 import type { Fleet, Member } from './fleet.js';
 
 export interface CheckStats {

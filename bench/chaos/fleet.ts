@@ -36,6 +36,8 @@ export interface FleetOptions {
   requestTimeoutMs: number;
   rng(): number;
   log(line: string): void;
+  /** Start of the run (epoch ms), for the times in violations. */
+  t0: number;
 }
 
 export interface SendRec {
@@ -133,11 +135,15 @@ export class Fleet {
   sendErrors = 0;
   ackCount = 0;
   resends = 0;
+  private readonly t0: number;
 
-  constructor(private readonly o: FleetOptions) {}
+  constructor(private readonly o: FleetOptions) {
+    this.t0 = o.t0;
+  }
 
+  /** Live violations carry the time they were seen (s since the fleet started). */
   private violation(v: string): void {
-    this.violations.push(v);
+    this.violations.push(`${v} (at ${((Date.now() - this.t0) / 1000).toFixed(1)} s)`);
   }
 
   get active(): string[] {
