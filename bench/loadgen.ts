@@ -549,3 +549,336 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
     for (const ws of all) ws.terminate();
   }
 }
+
+// ------------------------------------------------------------------------------ busy groups
+
+export interface GroupOptions extends Phases {
+  url: string;
+  /** Where a user connects (cluster runs spread users over nodes); default `url`. */
+  urlFor?(user: string, role: 'sender' | 'reader', group: number, k: number): string;
+  encoding: Encoding;
+  groups: number;
+  /** Senders per group (each also receives the others' messages). */
+  senders: number;
+  /** Unacked sends per sender: a group has up to senders × window messages in flight. */
+  window: number;
+  token(user: string): Promise<string>;
+}
+
+export interface GroupResult extends E2EResult {
+  /** `msg` pushes to every member per second (each message goes to every member but its sender). */
+  pushesPerSec: number;
+  membersPerGroup: number;
+}
+
+const pad = (n: number, w: number) => String(n).padStart(w, '0');
+export const groupSender = (g: number, k: number) => `g${pad(g, 3)}s${pad(k, 3)}`;
+export const groupReader = (g: number) => `g${pad(g, 3)}rdr`;
+
+interface Member {
+  user: string;
+  ws: WebSocket;
+  reader: boolean;
+  received: Set<number>;
+  last: number;
+  lastReceipt: number;
+  /** Highest seq pushed to this member; senders acknowledge it at most every RECV_COALESCE_MS. */
+  maxSeen: number;
+  recvTimer: NodeJS.Timeout | null;
+}
+
+interface GroupSender extends Member {
+  k: number;
+  nextId: number;
+  sent: number;
+  unacked: Map<number, { n: number; t: number }>;
+}
+
+interface BusyGroup {
+  g: number;
+  conv: string | null;
+  created: boolean;
+  members: Member[];
+  senders: GroupSender[];
+  reader: Member;
+  /** `${from}/${cmid}` → send time, the seq its ack carried, the seq its pushes carried. */
+  sends: Map<string, { t: number; ackSeq?: number; pushSeq?: number }>;
+  /** seq → sender, from the acks. */
+  acked: Map<number, string>;
+  /** seq → send time, until the reader's receipt covers it. */
+  awaitingReceipt: Map<number, number>;
+  maxAck: number;
+}
+
+const RECV_COALESCE_MS = 20;
+
+/** Connect, hello, wait for synced (fresh users have no backlog). */
+async function session(url: string, c: Codec, user: string, token: string, all: WebSocket[]): Promise<WebSocket> {
+  const ws = await connect(url, c.protocol, 10_000);
+  all.push(ws);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${user}: no synced within 10 s`)), 10_000);
+    const onMsg = (data: Buffer, isBinary: boolean) => {
+      const f = c.decode(data, isBinary);
+      if (f.t === 'synced') {
+        clearTimeout(timer);
+        ws.off('message', onMsg);
+        resolve();
+      } else if (f.t === 'err') {
+        clearTimeout(timer);
+        reject(new Error(`${user}: hello refused: ${String(f.code)} ${String(f.msg)}`));
+      }
+    };
+    ws.on('message', onMsg);
+    ws.send(c.encode({ t: 'hello', token, device: 'bench' }));
+  });
+  return ws;
+}
+
+/**
+ * Many senders in a few busy groups: each group has `senders` members sending with a window
+ * and one reader (its creator) that only receives and acknowledges. Every member gets every
+ * message it did not send; all of them are checked (order, duplicates, missing), the reader's
+ * pushes give the message rate and latency.
+ */
+export async function runGroups(o: GroupOptions, label: string): Promise<GroupResult> {
+  const c = codec(o.encoding);
+  const win = new Window();
+  const lat = { msg: new Samples(), ack: new Samples(), receipt: new Samples() };
+  const v: E2EViolations = { ackSeqRepeated: 0, ackSeqGaps: 0, ackDup: 0, msgMissing: 0, msgDuplicated: 0, msgOutOfOrder: 0, msgMismatch: 0, receiptBad: 0, errors: 0 };
+  const errorCodes: Record<string, number> = {};
+  const w = { msgs: 0, acks: 0, receipts: 0, pushes: 0, framesIn: 0, framesOut: 0 };
+  const total = { sent: 0, acked: 0, received: 0, receipts: 0 };
+  let acksOutOfOrder = 0;
+  let stopped = false;
+  let closedEarly: string | null = null;
+  const all: WebSocket[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+
+  const users: Array<{ user: string; g: number; k: number; reader: boolean }> = [];
+  for (let g = 0; g < o.groups; g++) {
+    users.push({ user: groupReader(g), g, k: -1, reader: true });
+    for (let k = 0; k < o.senders; k++) users.push({ user: groupSender(g, k), g, k, reader: false });
+  }
+  const tokens = new Map<string, string>();
+  await pool(users, 16, async (u) => void tokens.set(u.user, await o.token(u.user)));
+
+  const error = (f: Frame) => {
+    v.errors++;
+    const code = String(f.code);
+    errorCodes[code] = (errorCodes[code] ?? 0) + 1;
+  };
+
+  try {
+    const socks = await pool(users, 25, (u) =>
+      session(o.urlFor?.(u.user, u.reader ? 'reader' : 'sender', u.g, u.k) ?? o.url, c, u.user, tokens.get(u.user)!, all),
+    );
+    const groups: BusyGroup[] = [];
+    users.forEach((u, i) => {
+      const base: Member = { user: u.user, ws: socks[i]!, reader: u.reader, received: new Set(), last: 0, lastReceipt: 0, maxSeen: 0, recvTimer: null };
+      if (u.reader) {
+        groups[u.g] = { g: u.g, conv: null, created: false, members: [base], senders: [], reader: base, sends: new Map(), acked: new Map(), awaitingReceipt: new Map(), maxAck: 0 };
+      } else {
+        const s: GroupSender = Object.assign(base, { k: u.k, nextId: 1, sent: 0, unacked: new Map<number, { n: number; t: number }>() });
+        groups[u.g]!.members.push(s);
+        groups[u.g]!.senders.push(s);
+      }
+    });
+
+    for (const grp of groups) {
+      for (const m of grp.members) {
+        const sendRecv = () => {
+          if (m.recvTimer) timers.delete(m.recvTimer);
+          m.recvTimer = null;
+          if (grp.conv === null || closedEarly) return;
+          m.ws.send(c.encode({ t: 'recv', conv: grp.conv, seq: m.maxSeen }));
+          if (win.in(now())) w.framesOut++;
+        };
+        m.ws.on('message', (data: Buffer, isBinary: boolean) => {
+          const t = now();
+          const inWin = win.in(t);
+          if (inWin) w.framesIn++;
+          const f = c.decode(data, isBinary);
+          switch (f.t) {
+            case 'msg': {
+              if (grp.conv === null && f.kind === 'system') grp.conv = f.conv as string;
+              if (f.conv !== grp.conv) {
+                v.msgMismatch++;
+                return;
+              }
+              const seq = f.seq as number;
+              total.received++;
+              if (m.received.has(seq)) v.msgDuplicated++;
+              else if (seq <= m.last) v.msgOutOfOrder++;
+              m.received.add(seq);
+              m.last = Math.max(m.last, seq);
+              m.maxSeen = Math.max(m.maxSeen, seq);
+              if (f.kind !== 'system') {
+                if (inWin) w.pushes++;
+                if (f.from === m.user || f.body !== BODY) v.msgMismatch++;
+                const e = grp.sends.get(`${String(f.from)}/${String(f.cmid)}`);
+                if (!e) v.msgMismatch++;
+                else {
+                  if ((e.ackSeq !== undefined && e.ackSeq !== seq) || (e.pushSeq !== undefined && e.pushSeq !== seq)) v.msgMismatch++;
+                  e.pushSeq = seq;
+                  if (m.reader && inWin) {
+                    w.msgs++;
+                    lat.msg.add(t - e.t);
+                  }
+                }
+              }
+              if (!grp.created) return; // the create's own push: no acknowledgements yet
+              if (m.reader) {
+                m.ws.send(c.encode({ t: 'recv', conv: grp.conv, seq }));
+                if (inWin) w.framesOut++;
+              } else if (m.recvTimer === null) {
+                m.recvTimer = setTimeout(sendRecv, RECV_COALESCE_MS);
+                timers.add(m.recvTimer);
+              }
+              return;
+            }
+            case 'ack': {
+              const s = m as GroupSender;
+              const u = m.reader ? undefined : s.unacked.get(f.re as number);
+              if (!u) {
+                v.errors++;
+                return;
+              }
+              s.unacked.delete(f.re as number);
+              const seq = f.seq as number;
+              total.acked++;
+              if (f.dup === true) v.ackDup++;
+              if (grp.acked.has(seq)) v.ackSeqRepeated++;
+              grp.acked.set(seq, m.user);
+              if (seq < grp.maxAck) acksOutOfOrder++;
+              grp.maxAck = Math.max(grp.maxAck, seq);
+              if (f.conv !== grp.conv) v.msgMismatch++;
+              const e = grp.sends.get(`${m.user}/${String(f.cmid)}`);
+              if (!e) v.msgMismatch++;
+              else {
+                if (e.pushSeq !== undefined && e.pushSeq !== seq) v.msgMismatch++;
+                e.ackSeq = seq;
+              }
+              grp.awaitingReceipt.set(seq, u.t);
+              if (inWin) {
+                w.acks++;
+                lat.ack.add(t - u.t);
+              }
+              if (!stopped) sendOne(grp, s);
+              return;
+            }
+            case 'receipt': {
+              const seq = f.seq as number;
+              if (f.user !== '*' || f.kind !== 'delivered' || f.conv !== grp.conv || seq <= m.lastReceipt) {
+                v.receiptBad++;
+                return;
+              }
+              if (m.reader) {
+                total.receipts++;
+                for (let q = m.lastReceipt + 1; q <= seq; q++) {
+                  const t0 = grp.awaitingReceipt.get(q);
+                  if (t0 === undefined) continue;
+                  grp.awaitingReceipt.delete(q);
+                  if (inWin) lat.receipt.add(t - t0);
+                }
+                if (inWin) w.receipts++;
+              }
+              m.lastReceipt = seq;
+              return;
+            }
+            case 'ok':
+              if (m.reader && f.re === 'create' && typeof f.conv === 'string') {
+                grp.conv ??= f.conv;
+                if (grp.conv !== f.conv) v.msgMismatch++;
+                grp.created = true;
+              } else v.errors++;
+              return;
+            case 'err':
+              error(f);
+              return;
+            default:
+              if (f.t !== 'typing' && f.t !== 'presence') v.errors++;
+          }
+        });
+        m.ws.on('close', (code) => {
+          if (!stopped) closedEarly ??= `${m.user}: socket closed during the run (code ${code})`;
+        });
+      }
+    }
+
+    const sendOne = (grp: BusyGroup, s: GroupSender) => {
+      const id = s.nextId++;
+      const n = ++s.sent;
+      const t = now();
+      const cmid = `c${pad(n, 9)}`;
+      s.unacked.set(id, { n, t });
+      grp.sends.set(`${s.user}/${cmid}`, { t });
+      total.sent++;
+      s.ws.send(c.encode({ t: 'send', id, conv: grp.conv!, cmid, body: BODY }));
+      if (win.in(t)) w.framesOut++;
+    };
+
+    // Create the groups (the reader is the creator) and wait until every member has the create.
+    for (const grp of groups) {
+      grp.reader.ws.send(c.encode({ t: 'group.create', id: 'create', cmid: 'create', title: `bench ${grp.g}`, members: grp.senders.map((s) => s.user) }));
+    }
+    const until = now() + 20_000;
+    while (!groups.every((g) => g.created && g.members.every((m) => m.received.has(1)))) {
+      if (closedEarly) throw new Error(closedEarly);
+      if (v.errors > 0) throw new Error(`group.create failed: ${JSON.stringify(errorCodes)}`);
+      if (now() > until) throw new Error('groups: not created (or the create not pushed to every member) within 20 s');
+      await sleep(20);
+    }
+
+    for (const grp of groups) for (const s of grp.senders) for (let k = 0; k < o.window; k++) sendOne(grp, s);
+
+    const drainedAll = () =>
+      groups.every(
+        (g) =>
+          g.senders.every((s) => s.unacked.size === 0) &&
+          g.members.every((m) => m.received.size >= g.acked.size + 1 - [...g.acked.values()].filter((u) => u === m.user).length) &&
+          g.reader.lastReceipt >= g.maxAck,
+      );
+    const d = await drive(
+      label,
+      o,
+      win,
+      () => ({ done: groups.reduce((s, g) => s + g.reader.received.size, 0), inflight: total.sent - total.acked }),
+      'msgs',
+      () => (stopped = true),
+      drainedAll,
+      () => closedEarly,
+    );
+
+    for (const g of groups) {
+      for (const s of g.senders) v.errors += s.unacked.size;
+      for (let q = 2; q <= g.maxAck; q++) if (!g.acked.has(q)) v.ackSeqGaps++;
+      for (const [q, from] of g.acked) for (const m of g.members) if (m.user !== from && !m.received.has(q)) v.msgMissing++;
+      if (g.reader.lastReceipt < g.maxAck) v.receiptBad++;
+    }
+    const frames = w.framesIn + w.framesOut;
+    return {
+      msgsPerSec: round(w.msgs / win.seconds),
+      acksPerSec: round(w.acks / win.seconds),
+      receiptsPerSec: round(w.receipts / win.seconds),
+      pushesPerSec: round(w.pushes / win.seconds),
+      membersPerGroup: o.senders + 1,
+      framesPerSec: round(frames / win.seconds),
+      framesPerMsg: w.msgs > 0 ? round(frames / w.msgs, 2) : 0,
+      sendToMsg: lat.msg.summary(),
+      sendToAck: lat.ack.summary(),
+      sendToReceipt: lat.receipt.summary(),
+      frameBytes: Buffer.byteLength(c.encode({ t: 'send', id: 1, conv: groups[0]?.conv ?? 'g:x', cmid: 'c000000001', body: BODY })),
+      seconds: win.seconds,
+      drainMs: d.drainMs,
+      acksOutOfOrder,
+      totals: total,
+      violations: v,
+      errorCodes,
+    };
+  } finally {
+    stopped = true;
+    for (const t of timers) clearTimeout(t);
+    for (const ws of all) ws.terminate();
+  }
+}

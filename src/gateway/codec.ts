@@ -28,17 +28,3 @@ export function decodeFrame(data: Buffer, isBinary: boolean, encoding: Encoding)
 export function encodeFrame(frame: ServerFrame, encoding: Encoding): string | Buffer {
   return encoding === 'json' ? JSON.stringify(frame) : packr.pack(frame);
 }
-
-/**
- * Encodes a frame at most once per encoding, however many sockets it goes to (fan-out,
- * receipts to several devices).
- */
-export class FrameCache {
-  private json: string | undefined;
-  private msgpack: Buffer | undefined;
-  constructor(readonly frame: ServerFrame) {}
-  get(encoding: Encoding): string | Buffer {
-    if (encoding === 'json') return (this.json ??= JSON.stringify(this.frame));
-    return (this.msgpack ??= packr.pack(this.frame));
-  }
-}

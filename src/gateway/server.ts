@@ -56,9 +56,7 @@ export class Gateway {
   private nextConn = 0;
   private ready = false;
   private accepting = true;
-  /** Encodings of the frame most recently pushed, reused when it goes to several sockets. */
-  private lastFrame: ServerFrame | null = null;
-  private lastEncoded: Partial<Record<Encoding, string | Buffer>> = {};
+  private readonly encoded = new WeakMap<ServerFrame, Partial<Record<Encoding, string | Buffer>>>();
 
   constructor(private readonly opts: GatewayOptions) {
     const groupKey = createHmac('sha256', opts.config.jwtSecret).update('group-ids').digest();
@@ -247,12 +245,11 @@ export class Gateway {
   }
 
   /** Stop accepting sockets and close every open one with `code`. */
+  /** Each frame object is encoded at most once per encoding, however many sockets it goes to. */
   private encode(frame: ServerFrame, encoding: Encoding): string | Buffer {
-    if (frame !== this.lastFrame) {
-      this.lastFrame = frame;
-      this.lastEncoded = {};
-    }
-    return (this.lastEncoded[encoding] ??= encodeFrame(frame, encoding));
+    let e = this.encoded.get(frame);
+    if (!e) this.encoded.set(frame, (e = {}));
+    return (e[encoding] ??= encodeFrame(frame, encoding));
   }
 
   /** New sockets are refused from now on (drain); open ones stay until `close`. */

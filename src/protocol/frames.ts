@@ -128,6 +128,11 @@ export type ServerFrame =
   | { t: 'err'; re?: ReqId; code: ErrorCode; msg: string; retryMs?: number }
   | ({ t: 'ok'; re: ReqId } & Record<string, unknown>);
 
+const msgFrames = new WeakMap<ChatMessage, ServerFrame>();
+
+/** The `msg` push of a message: one frame object per message, so a fan-out encodes it once per encoding. */
 export function msgFrame(m: ChatMessage): ServerFrame {
-  return { t: 'msg', ...m };
+  let f = msgFrames.get(m);
+  if (!f) msgFrames.set(m, (f = { t: 'msg', ...m }));
+  return f;
 }
