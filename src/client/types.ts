@@ -1,6 +1,6 @@
 /** The SDK's public types: options, events and request results. */
 import type { Encoding } from '../protocol/codes.js';
-import type { ChatMessage, ConvKindName, MediaRef, Role, ServerFrame } from '../protocol/frames.js';
+import type { ChatMessage, ConvKindName, ConvSummary, MediaRef, Role, ServerFrame } from '../protocol/frames.js';
 import type { WebSocketCtor } from './socket.js';
 
 export type TokenSource = string | (() => Promise<string> | string);
@@ -102,14 +102,8 @@ export interface GroupInfo {
   lastSeq: number;
 }
 
-export interface ConvInfo {
-  conv: string;
-  kind: ConvKindName;
-  title?: string;
-  lastSeq: number;
-  delivered: number;
-  read: number;
-}
+/** One entry of `convs()`. */
+export type ConvInfo = ConvSummary;
 
 export interface SyncResult {
   /** The msg pushes that arrived between the sync and its ok, in arrival order. */
