@@ -257,6 +257,14 @@ export class ConversationActor implements Actor<ConversationCommand> {
         for (const m of members) if (m.op === 'upsert') this.members.set(m.member.user, { ...m.member });
       }
       this.deps.onCommit?.(msgs.length, performance.now() - started);
+      // Members may fetch a media as soon as they see its message: reference it before the fan-out.
+      await Promise.all(
+        msgs.flatMap((m) =>
+          m.media
+            ? [this.deps.store.addMediaRef(m.media.id, this.conv).catch((err) => this.deps.log.warn({ conv: this.conv, media: m.media!.id, err: String(err) }, 'media reference not written'))]
+            : [],
+        ),
+      );
       this.inflight = null;
       this.applyCommitted(batch, msgs);
     } catch (err) {
@@ -282,7 +290,6 @@ export class ConversationActor implements Actor<ConversationCommand> {
         this.dirtyMarks.add(msg.from);
       }
       p.waiters.forEach((w, j) => this.ack(w, msg.seq, msg.cmid, j > 0, msg.ts));
-      if (msg.media) fanouts.push(this.deps.store.addMediaRef(msg.media.id, this.conv));
       fanouts.push(...this.fanOut(msg, p.waiters[0]));
     });
     this.scheduleMarks();
@@ -471,11 +478,12 @@ export class ConversationActor implements Actor<ConversationCommand> {
     if (this.members.size + added.length > this.deps.maxGroup) {
       throw new RequestError('limit', `a group has at most ${this.deps.maxGroup} members`);
     }
-    const seq = this.lastSeq + 1;
-    const changes = added.map((user): MemberChange => ({
-      op: 'upsert',
-      member: { user, role: 'member', joinedSeq: seq, delivered: seq - 1, read: seq - 1 },
-    }));
+    // The joined seq is the add event's own seq, known only once the sends committing before it are done.
+    const changes = (seq: number) =>
+      added.map((user): MemberChange => ({
+        op: 'upsert',
+        member: { user, role: 'member', joinedSeq: seq, delivered: seq - 1, read: seq - 1 },
+      }));
     const msg = await this.commitSystem(by, sysCmid(), { op: 'add', by, users: added }, changes);
     this.ok(origin, { seq: msg.seq });
     await Promise.all(this.fanOut(msg, undefined));
@@ -523,12 +531,13 @@ export class ConversationActor implements Actor<ConversationCommand> {
     by: string,
     cmid: string,
     sys: SysEvent,
-    changes: MemberChange[],
+    changeList: MemberChange[] | ((seq: number) => MemberChange[]),
     create?: { kind: ConvKindName; title: string },
   ): Promise<ChatMessage> {
     await this.idle();
     if (this.stale) await this.load();
     const msg = toMessage(this.conv, this.lastSeq + 1, this.deps.now(), { from: by, cmid, kind: 'system', sys });
+    const changes = typeof changeList === 'function' ? changeList(msg.seq) : changeList;
     try {
       await this.deps.store.commit({
         conv: this.conv,

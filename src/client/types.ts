@@ -1,6 +1,6 @@
 /** The SDK's public types: options, events and request results. */
 import type { Encoding } from '../protocol/codes.js';
-import type { ChatMessage, ConvKindName, ConvSummary, MediaRef, Role, ServerFrame } from '../protocol/frames.js';
+import type { ChatMessage, ConvSummary, MediaRef, Role, ServerFrame } from '../protocol/frames.js';
 import type { WebSocketCtor } from './socket.js';
 
 export type TokenSource = string | (() => Promise<string> | string);
