@@ -278,8 +278,12 @@ export interface E2EViolations {
   msgOutOfOrder: number;
   /** A push that does not match its ack (cmid ↔ seq), or with wrong conv / from / body. */
   msgMismatch: number;
-  /** Receipts not above the previous one, and conversations whose last receipt never came. */
+  /** Receipts for the wrong user, conv or kind, and conversations whose last receipt never came. */
   receiptBad: number;
+  /** Receipts at or below the previous one: a receipt pushed again (e.g. a command handled twice after a redelivery). */
+  receiptRepeated: number;
+  /** A second ack for a request already acked (the client sent it once): a command handled twice. */
+  ackExtra: number;
   /** err frames, sends never acked, unexpected frames. */
   errors: number;
 }
@@ -313,6 +317,8 @@ interface Pair {
   sent: number;
   /** id → [cmid number, send time] of sends without an ack. */
   unacked: Map<number, { n: number; t: number }>;
+  /** Request ids acked so far. */
+  ackedIds: Set<number>;
   /** cmid → what is known of it until both its ack and its push are seen. */
   open: Map<string, { t: number; ackSeq?: number; msgSeq?: number }>;
   acked: Set<number>;
@@ -329,7 +335,7 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
   const c = codec(o.encoding);
   const win = new Window();
   const lat = { msg: new Samples(), ack: new Samples(), receipt: new Samples() };
-  const v: E2EViolations = { ackSeqRepeated: 0, ackSeqGaps: 0, ackDup: 0, msgMissing: 0, msgDuplicated: 0, msgOutOfOrder: 0, msgMismatch: 0, receiptBad: 0, errors: 0 };
+  const v: E2EViolations = { ackSeqRepeated: 0, ackSeqGaps: 0, ackDup: 0, ackExtra: 0, msgMissing: 0, msgDuplicated: 0, msgOutOfOrder: 0, msgMismatch: 0, receiptBad: 0, receiptRepeated: 0, errors: 0 };
   const errorCodes: Record<string, number> = {};
   const w = { msgs: 0, acks: 0, receipts: 0, framesIn: 0, framesOut: 0 };
   const total = { sent: 0, acked: 0, received: 0, receipts: 0 };
@@ -376,6 +382,7 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
         nextId: 1,
         sent: 0,
         unacked: new Map(),
+        ackedIds: new Set(),
         open: new Map(),
         acked: new Set(),
         maxAck: 0,
@@ -421,10 +428,12 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
           const u = p.unacked.get(f.re as number);
           const seq = f.seq as number;
           if (!u) {
-            v.errors++;
+            if (p.ackedIds.has(f.re as number)) v.ackExtra++;
+            else v.errors++;
             return;
           }
           p.unacked.delete(f.re as number);
+          p.ackedIds.add(f.re as number);
           total.acked++;
           if (f.dup === true) v.ackDup++;
           if (p.acked.has(seq)) v.ackSeqRepeated++;
@@ -448,8 +457,12 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
         } else if (f.t === 'receipt') {
           const seq = f.seq as number;
           total.receipts++;
-          if (f.kind !== 'delivered' || f.user !== recipient(p.i) || f.conv !== p.conv || seq <= p.lastReceipt) {
+          if (f.kind !== 'delivered' || f.user !== recipient(p.i) || f.conv !== p.conv) {
             v.receiptBad++;
+            return;
+          }
+          if (seq <= p.lastReceipt) {
+            v.receiptRepeated++;
             return;
           }
           for (let s = p.lastReceipt + 1; s <= seq; s++) {
@@ -592,6 +605,7 @@ interface GroupSender extends Member {
   nextId: number;
   sent: number;
   unacked: Map<number, { n: number; t: number }>;
+  ackedIds: Set<number>;
 }
 
 interface BusyGroup {
@@ -645,7 +659,7 @@ export async function runGroups(o: GroupOptions, label: string): Promise<GroupRe
   const c = codec(o.encoding);
   const win = new Window();
   const lat = { msg: new Samples(), ack: new Samples(), receipt: new Samples() };
-  const v: E2EViolations = { ackSeqRepeated: 0, ackSeqGaps: 0, ackDup: 0, msgMissing: 0, msgDuplicated: 0, msgOutOfOrder: 0, msgMismatch: 0, receiptBad: 0, errors: 0 };
+  const v: E2EViolations = { ackSeqRepeated: 0, ackSeqGaps: 0, ackDup: 0, ackExtra: 0, msgMissing: 0, msgDuplicated: 0, msgOutOfOrder: 0, msgMismatch: 0, receiptBad: 0, receiptRepeated: 0, errors: 0 };
   const errorCodes: Record<string, number> = {};
   const w = { msgs: 0, acks: 0, receipts: 0, pushes: 0, framesIn: 0, framesOut: 0 };
   const total = { sent: 0, acked: 0, received: 0, receipts: 0 };
@@ -679,7 +693,7 @@ export async function runGroups(o: GroupOptions, label: string): Promise<GroupRe
       if (u.reader) {
         groups[u.g] = { g: u.g, conv: null, created: false, members: [base], senders: [], reader: base, sends: new Map(), acked: new Map(), awaitingReceipt: new Map(), maxAck: 0 };
       } else {
-        const s: GroupSender = Object.assign(base, { k: u.k, nextId: 1, sent: 0, unacked: new Map<number, { n: number; t: number }>() });
+        const s: GroupSender = Object.assign(base, { k: u.k, nextId: 1, sent: 0, unacked: new Map<number, { n: number; t: number }>(), ackedIds: new Set<number>() });
         groups[u.g]!.members.push(s);
         groups[u.g]!.senders.push(s);
       }
@@ -741,10 +755,12 @@ export async function runGroups(o: GroupOptions, label: string): Promise<GroupRe
               const s = m as GroupSender;
               const u = m.reader ? undefined : s.unacked.get(f.re as number);
               if (!u) {
-                v.errors++;
+                if (!m.reader && s.ackedIds.has(f.re as number)) v.ackExtra++;
+                else v.errors++;
                 return;
               }
               s.unacked.delete(f.re as number);
+              s.ackedIds.add(f.re as number);
               const seq = f.seq as number;
               total.acked++;
               if (f.dup === true) v.ackDup++;
@@ -769,8 +785,12 @@ export async function runGroups(o: GroupOptions, label: string): Promise<GroupRe
             }
             case 'receipt': {
               const seq = f.seq as number;
-              if (f.user !== '*' || f.kind !== 'delivered' || f.conv !== grp.conv || seq <= m.lastReceipt) {
+              if (f.user !== '*' || f.kind !== 'delivered' || f.conv !== grp.conv) {
                 v.receiptBad++;
+                return;
+              }
+              if (seq <= m.lastReceipt) {
+                v.receiptRepeated++;
                 return;
               }
               if (m.reader) {

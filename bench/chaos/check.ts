@@ -9,14 +9,15 @@
  *   the first seq;
  * - membership from the stored log (create/add/remove/leave system messages): every member
  *   holds every message from its join on (after a final `sync` from its first gap; how many
- *   that sync had to fill is reported), except its own; nobody got a message outside its
+ *   that sync had to fill is reported), except its own; a connection that was open when a
+ *   message was committed got it without that sync; nobody got a message outside its
  *   membership; every message a client got matches the stored one;
  * - no connection got a seq out of order or twice (recorded live by the fleet);
  * - every send was acked (after the drain).
  */
 import type { Store } from '../../src/actors/ports/index.js';
 import type { ChatMessage } from '../../src/protocol/frames.js';
-import type { Fleet, Member } from './fleet.js';
+import type { Fleet, Got, Member } from './fleet.js';
 
 export interface CheckStats {
   convs: number;
@@ -27,6 +28,8 @@ export interface CheckStats {
   /** (member, seq) pairs the member did not have live or from a backlog, filled by the final sync. */
   filledBySync: number;
   membersSynced: number;
+  /** Who needed the final sync, and for which seqs (the first 50), for a post-mortem. */
+  filled: Array<{ user: string; conv: string; seqs: string; node: string; welcomes: number }>;
   catchUpMs: number;
 }
 
@@ -89,10 +92,10 @@ function ranges(seqs: number[]): string {
   return out.join(',');
 }
 
-export async function check(fleet: Fleet, store: Store, opts: { catchUpMs: number; log(line: string): void }): Promise<CheckResult> {
+export async function check(fleet: Fleet, store: Store, opts: { catchUpMs: number; t0: number; log(line: string): void }): Promise<CheckResult> {
   const violations: string[] = [];
   const v = (s: string) => violations.push(s);
-  const stats: CheckStats = { convs: fleet.convs.size, stored: 0, storedUser: 0, storedSystem: 0, memberships: 0, filledBySync: 0, membersSynced: 0, catchUpMs: 0 };
+  const stats: CheckStats = { convs: fleet.convs.size, stored: 0, storedUser: 0, storedSystem: 0, memberships: 0, filledBySync: 0, membersSynced: 0, filled: [], catchUpMs: 0 };
 
   // 1. Give the last pushes time to arrive (bounded): every member's contiguous prefix reaches the highest seq anyone saw.
   const known = new Map<string, number>();
@@ -159,12 +162,13 @@ export async function check(fleet: Fleet, store: Store, opts: { catchUpMs: numbe
       const m = fleet.members.get(user);
       if (!m) continue;
       stats.memberships++;
-      const got = m.received.get(conv) ?? new Map<number, string>();
-      for (const [seq, val] of got) {
+      const got = m.received.get(conv) ?? new Map<number, Got>();
+      for (const [seq, g] of got) {
         const row = bySeq.get(seq);
-        if (!row) v(`delivery: ${user} got ${conv}#${seq}, which is not stored`);
-        else if (val !== `${row.from}|${row.cmid}`) v(`delivery: ${user} got ${conv}#${seq} as ${val}, stored ${row.from}|${row.cmid}`);
-        if (!inside(ivs, seq)) v(`delivery: ${user} got ${conv}#${seq} outside its membership ${ivs.map((iv) => `${iv.from}-${iv.to}`).join(',')}`);
+        const where = `(socket ${g.socket} on ${g.node}, at ${(g.at / 1000).toFixed(1)} s)`;
+        if (!row) v(`delivery: ${user} got ${conv}#${seq}, which is not stored ${where}`);
+        else if (g.v !== `${row.from}|${row.cmid}`) v(`delivery: ${user} got ${conv}#${seq} as ${g.v}, stored ${row.from}|${row.cmid} ${where}`);
+        if (!inside(ivs, seq)) v(`delivery: ${user} got ${conv}#${seq} outside its membership ${ivs.map((iv) => `${iv.from}-${iv.to}`).join(',')} ${where}`);
       }
       const current = ivs[ivs.length - 1]!;
       if (current.to !== Infinity) continue; // a removed user cannot sync what it missed while a member
@@ -175,7 +179,17 @@ export async function check(fleet: Fleet, store: Store, opts: { catchUpMs: numbe
       };
       let gaps = missing();
       if (gaps.length === 0) continue;
+      // PROTOCOL §4.4: every connection gets every message. A socket open (welcomed) since
+      // before a message was committed must have got it live, without any sync: a gap there
+      // is a lost delivery on a healthy connection (what the final sync would only mask).
+      if (m.client.state === 'open' && m.welcomeAt > 0) {
+        const stranded = gaps.filter((s) => (bySeq.get(s)?.ts ?? 0) > m.welcomeAt + 1000);
+        if (stranded.length > 0) {
+          v(`delivery: ${user}'s connection (socket ${m.socket} on ${m.node}, open since ${((m.welcomeAt - opts.t0) / 1000).toFixed(1)} s) never got ${conv}#${ranges(stranded)}, committed while it was open`);
+        }
+      }
       stats.membersSynced++;
+      if (stats.filled.length < 50) stats.filled.push({ user, conv, seqs: ranges(gaps), node: m.node, welcomes: m.welcomes });
       const before = gaps.length;
       await syncFrom(m, conv, gaps[0]! - 1, opts.log);
       gaps = missing();

@@ -8,6 +8,7 @@
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Kvm, type KV } from '@nats-io/kv';
+import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsCluster } from '../../test/helpers/nats.js';
 import { convKey, partitionOf } from '../../src/cluster/partition.js';
 import { ownersOf } from '../../src/cluster/ring.js';
@@ -227,5 +228,25 @@ export class Injector {
     await server.start();
     fault.restartMs = Date.now() - started;
     this.o.log(`fault #${fault.n}: NATS ${server.name} back (pid ${server.proc?.pid})`);
+  }
+}
+
+/** Wait (bounded) until the NATS cluster answers JetStream API requests (its meta leader is elected). */
+export async function waitJetStream(urls: string[], timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  const nc = await connect({ servers: urls, name: 'chaos-probe', maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+  try {
+    for (;;) {
+      try {
+        const jsm = await jetstreamManager(nc, { timeout: 2000 });
+        await jsm.getAccountInfo();
+        return Date.now() - started;
+      } catch (err) {
+        if (Date.now() - started > timeoutMs) throw new Error(`NATS JetStream not ready after ${timeoutMs} ms: ${err instanceof Error ? err.message : String(err)}`);
+        await sleep(250);
+      }
+    }
+  } finally {
+    await nc.close().catch(() => {});
   }
 }

@@ -66,10 +66,19 @@ export interface ConvInfo {
 
 export type Phase = 'run' | 'check';
 
+export interface Got {
+  /** "from|cmid" */
+  v: string;
+  /** ms since the run started */
+  at: number;
+  socket: number;
+  node: string;
+}
+
 export class Member {
   client!: SwitchboardClient;
-  /** conv → seq → "from|cmid" of every msg frame this user got (live, backlog or sync). */
-  readonly received = new Map<string, Map<number, string>>();
+  /** conv → seq → "from|cmid" of every msg frame this user got (live, backlog or sync), with when and where it first came. */
+  readonly received = new Map<string, Map<number, Got>>();
   /** conv → seqs of this user's own acked messages. */
   readonly own = new Map<string, Set<number>>();
   /** socket|conv → last seq pushed on that socket (order check). */
@@ -81,6 +90,9 @@ export class Member {
   welcomes = 0;
   closes = 0;
   node = '';
+  /** When the current socket got its welcome (epoch ms), and its number. */
+  welcomeAt = 0;
+  socket = 0;
 
   constructor(readonly user: string) {}
 
@@ -232,8 +244,8 @@ export class Fleet {
         let got = m.received.get(conv);
         if (!got) m.received.set(conv, (got = new Map()));
         const prev = got.get(seq);
-        if (prev !== undefined && prev !== val) this.violation(`content: ${user} got ${conv}#${seq} as ${prev} and as ${val}`);
-        got.set(seq, val);
+        if (prev !== undefined && prev.v !== val) this.violation(`content: ${user} got ${conv}#${seq} as ${prev.v} and as ${val}`);
+        if (!prev) got.set(seq, { v: val, at: Date.now() - this.t0, socket, node: m.node });
         if (this.phase === 'run') {
           const key = `${socket}|${conv}`;
           const last = m.lastBySocket.get(key);
@@ -260,6 +272,8 @@ export class Fleet {
       } else if (f.t === 'welcome') {
         m.welcomes++;
         m.node = String(f.node);
+        m.welcomeAt = Date.now();
+        m.socket = socket;
       }
     });
     m.client.on('close', () => m.closes++);

@@ -7,7 +7,7 @@
  * guard.mjs, which ends it if this process dies without cleaning up.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, openSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -51,6 +51,8 @@ export class NodeProc {
     readonly dataDir: string,
     readonly logFile: string,
     private readonly env: Record<string, string>,
+    /** The node's entry point (a snapshot of dist/node.js, so a rebuild during the run changes nothing). */
+    private readonly entry: string = NODE_ENTRY,
   ) {}
 
   get url(): string {
@@ -64,14 +66,14 @@ export class NodeProc {
   /** Start a new process for this node id and wait (bounded) until /healthz answers 200. Resolves with the ms it took. */
   async start(timeoutMs = 90_000): Promise<number> {
     if (this.child && this.child.exitCode === null && this.child.signalCode === null) throw new Error(`${this.id} is already running`);
-    if (!existsSync(NODE_ENTRY)) throw new Error(`${NODE_ENTRY} is missing: run npm run build`);
+    if (!existsSync(this.entry)) throw new Error(`${this.entry} is missing: run npm run build`);
     const started = Date.now();
     this.starts++;
     const fd = openSync(this.logFile, 'a');
     writeSync(fd, `\n===== chaos: start #${this.starts} of ${this.id} at ${new Date().toISOString()} =====\n`);
     // Only our SB_* settings reach the node, not whatever the calling shell has set.
     const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SB_')));
-    const child = spawn(process.execPath, ['--import', GUARD, NODE_ENTRY, '--port', String(this.port), '--host', '127.0.0.1'], {
+    const child = spawn(process.execPath, ['--import', GUARD, this.entry, '--port', String(this.port), '--host', '127.0.0.1'], {
       cwd: ROOT,
       env: { ...base, ...this.env, SB_NODE_ID: this.id, SB_DATA_DIR: this.dataDir },
       stdio: ['pipe', fd, fd],
@@ -176,4 +178,18 @@ export async function cqlServer(given: string | undefined, log: (line: string) =
       await script.stop({ port: r.port, holder: process.pid, quiet: true });
     },
   };
+}
+
+/**
+ * A private copy of dist/ for one run (under .cache/chaos/, inside the repo so packages and
+ * package.json resolve as from dist/): other engineers rebuilding dist/ mid-run cannot make
+ * a restarted node run different code from the others.
+ */
+export function snapshotDist(from = join(ROOT, 'dist')): { entry: string; remove(): void } {
+  if (!existsSync(join(from, 'node.js'))) throw new Error(`${join(from, 'node.js')} is missing: run npm run build`);
+  const dir = join(ROOT, '.cache', 'chaos', `dist-${process.pid}-${Date.now().toString(36)}`);
+  cpSync(from, join(dir, 'dist'), { recursive: true });
+  const entry = join(dir, 'dist', 'node.js');
+  if (!existsSync(entry)) throw new Error(`copying dist/ failed (no ${entry}); is a build running?`);
+  return { entry, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
