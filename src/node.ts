@@ -142,7 +142,10 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
         courier,
         log,
         epoch: (conv) => {
-          if (!control) return 1;
+          if (!control) {
+            if (config.natsUrl) throw new RequestError('unavailable', 'the node is joining the cluster, retry');
+            return 1;
+          }
           const epoch = control.coordinator.epochOf(partitionOf(convKey(conv), config.partitions));
           if (epoch === undefined) throw new RequestError('unavailable', 'conversation is moving between nodes, retry');
           return epoch;
@@ -214,6 +217,11 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
         gateway.reattach((p) => prev[p] !== undefined && prev[p] !== next[p], config.partitions);
       },
       onMoved: (_p, ms) => metrics.partitionMoves.observe(ms / 1000),
+      // Every gateway attaches its connections of this partition's users to the new owner,
+      // whichever way ownership moved (a ring change everyone saw, or a fenced re-acquire).
+      onAcquiredAnywhere: (p) => gateway.reattach((q) => q === p, config.partitions),
+      // The others may have dropped this node's connections from their user actors: attach them again.
+      onResync: () => gateway.reattach(() => true, config.partitions),
     });
   } else {
     for (let p = 0; p < config.partitions; p++) await router.acquire(p);

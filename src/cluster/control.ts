@@ -24,7 +24,14 @@ export interface ClusterControlOptions {
   log: Log;
   onOwnersChanged?(prev: string[], next: string[], gone: MemberRecord[]): void;
   onMoved?(partition: number, ms: number): void;
+  /** Some node (this one included) started serving `partition`: its users' connections attach there. */
+  onAcquiredAnywhere?(partition: number): void;
+  /** This node is back from a stall or a NATS blind spot (the others may have dropped it meanwhile). */
+  onResync?(): void;
 }
+
+/** Announces, to every node, that a partition is now served (and where its users' actors live). */
+const ACQUIRED = 'sb.acquired';
 
 export class PartitionCountMismatch extends Error {}
 
@@ -59,9 +66,41 @@ export async function startClusterControl(o: ClusterControlOptions): Promise<Clu
     handoffWaitMs: o.handoffMs,
     log: o.log,
     ...(o.onOwnersChanged ? { onOwnersChanged: o.onOwnersChanged } : {}),
-    ...(o.onMoved ? { onMoved: o.onMoved } : {}),
+    onMoved: (p, ms) => {
+      o.onMoved?.(p, ms);
+      o.nc.publish(ACQUIRED, String(p));
+    },
   });
+  const acquired = o.nc.subscribe(ACQUIRED, {
+    callback: (err, msg) => {
+      if (!err) o.onAcquiredAnywhere?.(Number(msg.string()));
+    },
+  });
+  if (o.onResync) membership.onResync(o.onResync);
   await membership.start();
   await coordinator.start();
-  return { coordinator, membership, stop: () => coordinator.stop() };
+  // A claim of a partition this node holds, by another node or incarnation: it was fenced.
+  const claims = await epochsKv.watch({ key: '>' });
+  void (async () => {
+    for await (const e of claims) {
+      if (e.operation !== 'PUT' || !/^p\d+$/.test(e.key)) continue;
+      const p = Number(e.key.slice(1));
+      if (coordinator.epochOf(p) === undefined) continue;
+      try {
+        const rec = e.json<{ node: string; boot: string }>();
+        if (rec.node !== o.node || rec.boot !== o.boot) coordinator.fenced(p);
+      } catch {
+        /* not an epoch record */
+      }
+    }
+  })();
+  return {
+    coordinator,
+    membership,
+    stop: async () => {
+      claims.stop();
+      acquired.unsubscribe();
+      await coordinator.stop();
+    },
+  };
 }

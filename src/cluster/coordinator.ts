@@ -69,13 +69,16 @@ export class Coordinator {
 
   private schedule(live: string[], gone: MemberRecord[]): void {
     this.chain = this.chain.then(() => this.rebalance(live, gone)).catch((err) => {
-      this.opts.log.error({ err: String(err) }, 'rebalance failed');
+      // (A partition whose acquire failed, e.g. a NATS timeout, is tried again: nothing else would.)
+      this.opts.log.error({ err: String(err) }, 'rebalance failed; trying again');
+      setTimeout(() => this.schedule(this.opts.membership.members, []), 500).unref();
     });
   }
 
-  private async rebalance(live: string[], gone: MemberRecord[]): Promise<void> {
+  private async rebalance(_live: string[], gone: MemberRecord[]): Promise<void> {
     if (this.stopping) return;
-    const next = ownersOf(live, this.opts.partitions);
+    // The members as they are now: a rebalance queued behind a slow one must not apply a stale view.
+    const next = ownersOf(this.opts.membership.members, this.opts.partitions);
     const prev = this.owners;
     this.owners = next;
     this.opts.onOwnersChanged?.(prev, next, gone);
@@ -121,6 +124,32 @@ export class Coordinator {
     this.owned.set(p, epoch);
     await this.opts.host.acquire(p);
     this.opts.onMoved?.(p, Date.now() - started);
+  }
+
+  /**
+   * Another node claimed a partition this node holds (this node was fenced, e.g. while it was
+   * frozen or its view of the members was wrong): stop serving it with the stale epoch and,
+   * if the ring still gives it to this node, take it back (hand-off rules as usual).
+   */
+  fenced(p: number): void {
+    this.chain = this.chain
+      .then(async () => {
+        const epoch = this.owned.get(p);
+        if (this.stopping || epoch === undefined) return;
+        const cur = await this.opts.epochs.get(p);
+        if (cur && cur.rec.node === this.opts.node && cur.rec.boot === this.opts.boot && cur.rec.epoch === epoch) return;
+        this.opts.log.warn({ partition: p, epoch, claimedBy: cur?.rec.node, claimedEpoch: cur?.rec.epoch }, 'partition fenced by another node');
+        this.owned.delete(p);
+        await this.opts.host.release(p);
+        if (this.owners[p] === this.opts.node) await this.acquire(p);
+      })
+      .catch((err) => {
+        this.opts.log.warn({ partition: p, err: String(err) }, 'fenced partition not recovered yet; trying again');
+        setTimeout(() => {
+          this.fenced(p);
+          this.schedule(this.opts.membership.members, []);
+        }, 500).unref();
+      });
   }
 
   /** Graceful leave: hand every partition off (the others take them as they see us go). */

@@ -37,6 +37,11 @@ export class Membership {
   private timers: NodeJS.Timeout[] = [];
   private watcher: { stop(): void } | null = null;
   private stopped = false;
+  /** When this node last saw its own heartbeat come back through the watch (it can see the bucket). */
+  private lastEcho = Date.now();
+  private lastEval = Date.now();
+  private wasBlind = false;
+  private resyncListeners: Array<() => void> = [];
 
   constructor(private readonly opts: MembershipOptions) {}
 
@@ -54,6 +59,14 @@ export class Membership {
     this.listeners.push(fn);
   }
 
+  /**
+   * Called when this node comes back from a stall or from not seeing the bucket: the others
+   * may have taken it for dead meanwhile (and forgotten its connections).
+   */
+  onResync(fn: () => void): void {
+    this.resyncListeners.push(fn);
+  }
+
   async start(): Promise<void> {
     await this.beat();
     const iter = await this.opts.kv.watch({ key: '>' });
@@ -65,6 +78,7 @@ export class Membership {
         } else {
           try {
             const rec = e.json<MemberRecord>();
+            if (e.key === this.opts.node && rec.boot === this.opts.boot) this.lastEcho = Date.now();
             const prev = this.seen.get(e.key);
             if (prev && prev.rec.boot !== rec.boot) {
               // A restart within the failure window: the old incarnation is gone.
@@ -99,6 +113,19 @@ export class Membership {
 
   private evaluate(extraGone: MemberRecord[] = []): void {
     const now = Date.now();
+    // Silence of the others means something only while this node itself is running and sees
+    // the bucket: after a local stall (frozen process, blocked loop) or while its own
+    // heartbeats do not come back (NATS trouble), give every member a fresh grace period.
+    const stalled = now - this.lastEval > this.opts.failureMs / 2;
+    const blind = now - this.lastEcho > this.opts.failureMs / 2;
+    this.lastEval = now;
+    if (stalled || blind) for (const s of this.seen.values()) s.at = Math.max(s.at, now);
+    const resync = stalled || (this.wasBlind && !blind);
+    this.wasBlind = blind;
+    if (resync && !this.stopped) {
+      this.opts.log.warn({ stalled, blind }, 'membership: back from a stall or a blind spot; resyncing');
+      for (const fn of this.resyncListeners) fn();
+    }
     const gone: MemberRecord[] = [...extraGone];
     const live: string[] = [];
     for (const [node, s] of this.seen) {

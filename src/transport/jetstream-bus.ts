@@ -180,7 +180,7 @@ export class JetStreamBus implements Bus {
       });
     }
     const consumer = await this.js.consumers.get(this.stream, durable);
-    const messages: ConsumerMessages = await consumer.consume({ max_messages: 256 });
+    const messages: ConsumerMessages = await consumer.consume({ max_messages: 256, expires: 3000 });
     const pending = new Set<Promise<void>>();
     const loop = (async () => {
       for await (const m of messages) {
