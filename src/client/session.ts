@@ -501,24 +501,29 @@ export class Session {
   }
 
   /**
-   * An outbox item is never written twice on one connection, so a missing reply is not
-   * answered with a copy: the session pings, and if the ping goes unanswered too, it drops
-   * the connection; the item is written again on the next one.
+   * A missing reply to an outbox item: the session pings. If the ping goes unanswered too, it
+   * drops the connection and the item is written again on the next one. If the ping is
+   * answered, the reply itself was lost on the way (a node died between commit and ack) and
+   * the same item (same cmid, same id) is written again on this connection: the node answers
+   * a repeat with its first seq, so this never makes a second message.
    */
   private armOutboxTimer(p: Pending, ws: WebSocketLike): void {
     p.timer = setTimeout(() => {
       if (this.pending.get(p.id) !== p) return;
-      this.probe(ws);
+      this.probe(ws, () => {
+        if (this.pending.get(p.id) === p && this.ws === ws && this.isOpen()) this.writeRaw(ws, { ...p.frame, id: p.id });
+      });
       this.armOutboxTimer(p, ws);
     }, this.timeoutMs);
   }
 
-  private probe(ws: WebSocketLike): void {
+  private probe(ws: WebSocketLike, alive?: () => void): void {
     if (this.probing === ws || this.ws !== ws || !this.welcomed) return;
     this.probing = ws;
     this.request({ t: 'ping' }).then(
       () => {
         if (this.probing === ws) this.probing = null;
+        alive?.();
       },
       (e: SwitchboardError) => {
         if (this.probing === ws) this.probing = null;
