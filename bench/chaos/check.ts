@@ -115,6 +115,7 @@ export async function check(fleet: Fleet, store: Store, opts: { catchUpMs: numbe
 
   // 2. The store, conversation by conversation.
   const sentBy = new Map<string, string>();
+  const storedAt = new Map<string, number>();
   for (const s of fleet.sends) sentBy.set(`${s.conv}|${s.user}|${s.cmid}`, s.body);
   for (const info of fleet.convs.values()) {
     const conv = info.conv;
@@ -131,6 +132,7 @@ export async function check(fleet: Fleet, store: Store, opts: { catchUpMs: numbe
       const k = `${m.from}|${m.cmid}`;
       if (keys.has(k)) v(`store: ${conv}: ${k} stored twice (seqs ${keys.get(k)} and ${m.seq})`);
       keys.set(k, m.seq);
+      storedAt.set(`${conv}|${k}`, m.seq);
       if (m.kind === 'system') {
         stats.storedSystem++;
         continue;
@@ -200,8 +202,13 @@ export async function check(fleet: Fleet, store: Store, opts: { catchUpMs: numbe
 
   // 4. Every send answered.
   for (const s of fleet.sends) {
-    if (s.error !== undefined) v(`send: ${s.user} ${s.cmid} to ${s.conv} failed for good: ${s.error}`);
-    else if (s.seq === undefined) v(`send: ${s.user} ${s.cmid} to ${s.conv} not acked after the drain`);
+    const stored = storedAt.get(`${s.conv}|${s.user}|${s.cmid}`);
+    const where = stored === undefined ? 'not stored' : `stored at seq ${stored}`;
+    if (s.error !== undefined) v(`send: ${s.user} ${s.cmid} to ${s.conv} failed for good (${where}): ${s.error}`);
+    else if (s.seq === undefined) {
+      const ago = ((Date.now() - s.sentAt) / 1000).toFixed(0);
+      v(`send: ${s.user} ${s.cmid} to ${s.conv}, sent at ${((s.sentAt - opts.t0) / 1000).toFixed(1)} s, not acked ${ago} s later (${where}${stored === undefined ? '' : ': the ack was lost and the client waits for it on a healthy connection'})`);
+    }
   }
   return { violations: [...fleet.violations, ...violations], stats };
 }

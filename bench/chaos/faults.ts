@@ -134,9 +134,23 @@ export interface InjectorOptions {
   natsDownMs: [number, number];
   t0: number;
   log(line: string): void;
+  /** Ctrl-C: stop waiting (the caller kills everything). */
+  signal?: AbortSignal;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(new Error('aborted'));
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(new Error('aborted'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 
 export class Injector {
   readonly faults: Fault[] = [];
@@ -196,7 +210,7 @@ export class Injector {
       await node.kill9();
       fault.downMs = this.uniform(this.o.downMs);
       this.o.log(`fault #${fault.n}: kill -9 ${node.id} (pid ${pid}, ${convs.length} convs owned), restart in ${fault.downMs} ms`);
-      await sleep(fault.downMs);
+      await sleep(fault.downMs, this.o.signal);
       this.current = `restart ${node.id}`;
       fault.restartMs = await node.start();
       this.o.log(`fault #${fault.n}: ${node.id} back (pid ${node.pid}) after ${fault.restartMs} ms`);
@@ -206,8 +220,11 @@ export class Injector {
       node.pause();
       fault.downMs = this.o.pauseMs;
       this.o.log(`fault #${fault.n}: SIGSTOP ${node.id} (pid ${node.pid}, ${convs.length} convs owned) for ${fault.downMs} ms`);
-      await sleep(fault.downMs);
-      node.resume();
+      try {
+        await sleep(fault.downMs, this.o.signal);
+      } finally {
+        node.resume();
+      }
       this.o.log(`fault #${fault.n}: SIGCONT ${node.id}: it comes back as a zombie owner`);
     }
   }
@@ -222,7 +239,7 @@ export class Injector {
     await server.kill9();
     fault.downMs = this.uniform(this.o.natsDownMs);
     this.o.log(`fault #${fault.n}: kill -9 NATS server ${server.name} (pid ${pid}), restart in ${fault.downMs} ms`);
-    await sleep(fault.downMs);
+    await sleep(fault.downMs, this.o.signal);
     this.current = `restart nats ${server.name}`;
     const started = Date.now();
     await server.start();
