@@ -83,6 +83,8 @@ export class ConversationActor implements Actor<ConversationCommand> {
   private idleWaiters: Array<() => void> = [];
   private dirtyMarks = new Set<string>();
   private markTimer: NodeJS.Timeout | null = null;
+  /** The watermark write in flight (passivation waits for it). */
+  private markWrite: Promise<void> = Promise.resolve();
   private groupPushed = { delivered: 0, read: 0 };
   private groupPushedAt = 0;
   private groupTimer: NodeJS.Timeout | null = null;
@@ -405,22 +407,29 @@ export class ConversationActor implements Actor<ConversationCommand> {
     this.markTimer.unref();
   }
 
+  /** Write the dirty watermarks; resolves once every write started so far has finished. */
   private async flushMarks(): Promise<void> {
     if (this.markTimer) clearTimeout(this.markTimer);
     this.markTimer = null;
-    if (this.dirtyMarks.size === 0) return;
-    const updates = [...this.dirtyMarks].flatMap((user) => {
-      const m = this.members.get(user);
-      return m ? [{ user, delivered: m.delivered, read: m.read }] : [];
-    });
-    this.dirtyMarks.clear();
-    try {
-      await this.deps.store.saveWatermarks(this.conv, updates);
-    } catch (err) {
-      this.deps.log.warn({ conv: this.conv, err: String(err) }, 'watermark write failed; will retry');
-      for (const u of updates) this.dirtyMarks.add(u.user);
-      this.scheduleMarks();
+    if (this.dirtyMarks.size > 0) {
+      const updates = [...this.dirtyMarks].flatMap((user) => {
+        const m = this.members.get(user);
+        return m ? [{ user, delivered: m.delivered, read: m.read }] : [];
+      });
+      this.dirtyMarks.clear();
+      const previous = this.markWrite;
+      this.markWrite = (async () => {
+        await previous;
+        try {
+          await this.deps.store.saveWatermarks(this.conv, updates);
+        } catch (err) {
+          this.deps.log.warn({ conv: this.conv, err: String(err) }, 'watermark write failed; will retry');
+          for (const u of updates) this.dirtyMarks.add(u.user);
+          this.scheduleMarks();
+        }
+      })();
     }
+    await this.markWrite;
   }
 
   // ---------------------------------------------------------------- typing, info

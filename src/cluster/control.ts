@@ -43,7 +43,20 @@ export interface ClusterControl {
 
 export async function startClusterControl(o: ClusterControlOptions): Promise<ClusterControl> {
   const kvm = new Kvm(o.nc);
-  const meta = await kvm.create('sb_cluster', { history: 1, replicas: o.replicas });
+  // Right after a new R3 bucket is created its leader may not be elected yet ("no responders").
+  const bucket = async (name: string) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const kv = await kvm.create(name, { history: 1, replicas: o.replicas });
+        await kv.get('probe');
+        return kv;
+      } catch (err) {
+        if (attempt >= 40) throw err;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+  };
+  const meta = await bucket('sb_cluster');
   try {
     await meta.create('partitions', String(o.partitions));
   } catch {
@@ -52,8 +65,8 @@ export async function startClusterControl(o: ClusterControlOptions): Promise<Clu
       throw new PartitionCountMismatch(`the cluster was created with ${stored} partitions; this node is configured with ${o.partitions} (set SB_PARTITIONS=${stored})`);
     }
   }
-  const members = await kvm.create('sb_members', { history: 1, replicas: o.replicas });
-  const epochsKv = await kvm.create('sb_epochs', { history: 1, replicas: o.replicas });
+  const members = await bucket('sb_members');
+  const epochsKv = await bucket('sb_epochs');
   const membership = new Membership({ kv: members, node: o.node, boot: o.boot, heartbeatMs: o.heartbeatMs, failureMs: o.failureMs, log: o.log });
   const coordinator = new Coordinator({
     node: o.node,

@@ -29,6 +29,8 @@ export class ClientConnection {
   user: string | null = null;
   alive = true;
   private corked = false;
+  /** Sends of this connection not yet acked (conv, cmid): their messages are never pushed back to it. */
+  private readonly unacked = new Set<string>();
   private state: 'hello' | 'authenticating' | 'open' | 'closed' = 'hello';
   private readonly early: Array<[Buffer, boolean]> = [];
   private readonly bucket: TokenBucket;
@@ -81,6 +83,16 @@ export class ClientConnection {
       this.close(CLOSE.slowConsumer, 'slow consumer');
       setTimeout(() => this.ws.terminate(), 1000).unref();
     }
+  }
+
+  /** Whether a message is one this connection sent and has not had the ack of yet. */
+  sentHere(conv: string, cmid: string): boolean {
+    return this.unacked.has(`${conv}\u0000${cmid}`);
+  }
+
+  /** The ack of a send went out: the message is the connection's own from now on (by seq). */
+  acked(conv: string, cmid: string): void {
+    this.unacked.delete(`${conv}\u0000${cmid}`);
   }
 
   /** Bytes queued for this socket and not yet written. */
@@ -292,6 +304,8 @@ export class ClientConnection {
         if (f.to === user) throw new RequestError('bad_request', 'cannot send to yourself');
         const conv = f.to !== undefined ? dmId(user, f.to) : this.conv(f.conv!);
         const cmd: Parameters<typeof router.toConversation>[0] = { type: 'send', conv, from: user, origin: this.origin(f.id), cmid: f.cmid };
+        // Bounded: a client that never waits for acks cannot grow it past the limit.
+        if (this.unacked.size < 10_000) this.unacked.add(`${conv}\u0000${f.cmid}`);
         if (f.to !== undefined) cmd.to = f.to;
         if (f.body !== undefined) cmd.body = f.body;
         if (f.media) cmd.media = f.media;

@@ -159,6 +159,11 @@ export class Gateway {
   private deliver(c: ClientConnection, d: Delivery, frame: ServerFrame): void {
     switch (frame.t) {
       case 'msg': {
+        // Its own message, read back by a gap fill before its ack arrived: the ack will say it.
+        if (frame.from === c.user && c.sentHere(frame.conv, frame.cmid)) {
+          d.order.own(frame.conv, frame.seq);
+          return;
+        }
         const decision = d.order.decide(frame);
         if (decision.action === 'drop') return;
         if (decision.action === 'fill') {
@@ -171,6 +176,7 @@ export class Gateway {
       }
       case 'ack':
         d.order.own(frame.conv, frame.seq);
+        c.acked(frame.conv, frame.cmid);
         break;
       case 'synced':
         if (frame.backlog) {

@@ -89,7 +89,8 @@ export class JetStreamBus implements Bus {
   static async connect(opts: JetStreamBusOptions): Promise<JetStreamBus> {
     let nc: NatsConnection;
     try {
-      nc = await connect({ servers: opts.servers, name: opts.name ?? 'switchboard', maxReconnectAttempts: -1, reconnectTimeWait: 250 });
+      // noAsyncTraces: no Error objects with stack traces created per request (about a tenth of a node's CPU).
+      nc = await connect({ servers: opts.servers, name: opts.name ?? 'switchboard', maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true });
     } catch (err) {
       throw new BusUnavailableError(`cannot reach NATS at ${opts.servers.join(',')}: ${err instanceof Error ? err.message : String(err)}`);
     }
