@@ -301,11 +301,15 @@ export interface E2EResult {
   frameBytes: number;
   seconds: number;
   drainMs: number;
+  /** Everything sent was acked, pushed and receipted before the drain's bound. */
+  drained: boolean;
   /** Acks in seq order per conversation? (Not required by the protocol; reported.) */
   acksOutOfOrder: number;
   totals: { sent: number; acked: number; received: number; receipts: number };
   violations: E2EViolations;
   errorCodes: Record<string, number>;
+  /** Frames no check expected (counted in violations.errors), by `<socket role>:<frame type>`. */
+  unexpected: Record<string, number>;
 }
 
 interface Pair {
@@ -337,6 +341,12 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
   const lat = { msg: new Samples(), ack: new Samples(), receipt: new Samples() };
   const v: E2EViolations = { ackSeqRepeated: 0, ackSeqGaps: 0, ackDup: 0, ackExtra: 0, msgMissing: 0, msgDuplicated: 0, msgOutOfOrder: 0, msgMismatch: 0, receiptBad: 0, receiptRepeated: 0, errors: 0 };
   const errorCodes: Record<string, number> = {};
+  const unexpected: Record<string, number> = {};
+  const unexpectedFrame = (role: string, f: Frame) => {
+    v.errors++;
+    const k = `${role}:${String(f.t)}`;
+    unexpected[k] = (unexpected[k] ?? 0) + 1;
+  };
   const w = { msgs: 0, acks: 0, receipts: 0, framesIn: 0, framesOut: 0 };
   const total = { sent: 0, acked: 0, received: 0, receipts: 0 };
   let acksOutOfOrder = 0;
@@ -474,7 +484,7 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
           p.lastReceipt = seq;
           if (inWin) w.receipts++;
         } else if (f.t === 'err') error(f);
-        else v.errors++;
+        else unexpectedFrame('sender', f);
       });
 
       p.b.on('message', (data: Buffer, isBinary: boolean) => {
@@ -484,7 +494,7 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
         const f = c.decode(data, isBinary);
         if (f.t !== 'msg') {
           if (f.t === 'err') error(f);
-          else v.errors++;
+          else unexpectedFrame('recipient', f);
           return;
         }
         const seq = f.seq as number;
@@ -552,10 +562,12 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
       frameBytes: Buffer.byteLength(c.encode(sendFrame(1, 0, 1))),
       seconds: win.seconds,
       drainMs: d.drainMs,
+      drained: d.drainedOk,
       acksOutOfOrder,
       totals: total,
       violations: v,
       errorCodes,
+      unexpected,
     };
   } finally {
     stopped = true;
@@ -661,6 +673,12 @@ export async function runGroups(o: GroupOptions, label: string): Promise<GroupRe
   const lat = { msg: new Samples(), ack: new Samples(), receipt: new Samples() };
   const v: E2EViolations = { ackSeqRepeated: 0, ackSeqGaps: 0, ackDup: 0, ackExtra: 0, msgMissing: 0, msgDuplicated: 0, msgOutOfOrder: 0, msgMismatch: 0, receiptBad: 0, receiptRepeated: 0, errors: 0 };
   const errorCodes: Record<string, number> = {};
+  const unexpected: Record<string, number> = {};
+  const unexpectedFrame = (role: string, f: Frame) => {
+    v.errors++;
+    const k = `${role}:${String(f.t)}`;
+    unexpected[k] = (unexpected[k] ?? 0) + 1;
+  };
   const w = { msgs: 0, acks: 0, receipts: 0, pushes: 0, framesIn: 0, framesOut: 0 };
   const total = { sent: 0, acked: 0, received: 0, receipts: 0 };
   let acksOutOfOrder = 0;
@@ -811,13 +829,13 @@ export async function runGroups(o: GroupOptions, label: string): Promise<GroupRe
                 grp.conv ??= f.conv;
                 if (grp.conv !== f.conv) v.msgMismatch++;
                 grp.created = true;
-              } else v.errors++;
+              } else unexpectedFrame(m.reader ? 'reader' : 'sender', f);
               return;
             case 'err':
               error(f);
               return;
             default:
-              if (f.t !== 'typing' && f.t !== 'presence') v.errors++;
+              if (f.t !== 'typing' && f.t !== 'presence') unexpectedFrame(m.reader ? 'reader' : 'sender', f);
           }
         });
         m.ws.on('close', (code) => {
@@ -891,10 +909,12 @@ export async function runGroups(o: GroupOptions, label: string): Promise<GroupRe
       frameBytes: Buffer.byteLength(c.encode({ t: 'send', id: 1, conv: groups[0]?.conv ?? 'g:x', cmid: 'c000000001', body: BODY })),
       seconds: win.seconds,
       drainMs: d.drainMs,
+      drained: d.drainedOk,
       acksOutOfOrder,
       totals: total,
       violations: v,
       errorCodes,
+      unexpected,
     };
   } finally {
     stopped = true;

@@ -18,7 +18,7 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type Encoding, round } from './loadgen.js';
-import { RESULTS, ROOT, checkBuild, errText, progress, sweepStale, table } from './common.js';
+import { RESULTS, ROOT, buildFingerprint, checkBuild, errText, progress, sweepStale, table } from './common.js';
 import { formatProfile } from './profile.js';
 import { SUITES, type Settings, type SuiteName, type SuiteReport } from './suite.js';
 import { runWsSuite } from './suite-ws.js';
@@ -93,6 +93,7 @@ const settings: Settings = {
   warmupSeconds: quick ? 0.5 : 2,
   clusterWarmupSeconds: quick ? 1 : 3,
   drainSeconds: 10,
+  clusterDrainSeconds: 30,
   quick,
   cpuProf: raw.cpuProf,
   groups: q('groups', 2, raw.groups),
@@ -115,14 +116,14 @@ if (settings.commitBatch === 1) throw new InvalidArgumentError('--commit-batch: 
 /** A generous bound on a suite's wall time: after it the bench stops (children are killed). */
 function budgetSeconds(suite: SuiteName): number {
   const s = settings;
-  const run = (warm: number) => warm + s.seconds + s.drainSeconds;
+  const run = (warm: number, drain = s.drainSeconds) => warm + s.seconds + drain;
   switch (suite) {
     case 'ws':
       return s.runs * s.encodings.length * 2 * (run(s.warmupSeconds) + 40);
     case 'cql':
       return 240 + s.runs * 4 * (run(s.warmupSeconds) + 150);
     case 'cluster':
-      return 300 + s.runs * (run(s.clusterWarmupSeconds) + 60 + 2 * (run(s.clusterWarmupSeconds) + 300));
+      return 300 + s.runs * (run(s.clusterWarmupSeconds) + 60 + 2 * (run(s.clusterWarmupSeconds, s.clusterDrainSeconds) + 300));
   }
 }
 
@@ -144,6 +145,8 @@ async function main(): Promise<number> {
   progress(`bench: suites ${settings.suites.join(', ')}${settings.quick ? ' (quick)' : ''}, ${availableParallelism()} cores, node ${process.version}, time budget ${budgetS} s`);
   if (Object.keys(settings.nodeEnv).length > 0) progress(`the nodes inherit ${Object.entries(settings.nodeEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
 
+  const buildAtStart = buildFingerprint();
+  progress(`dist: built ${buildAtStart.distBuiltAt ?? '?'}, sha1 ${buildAtStart.distSha1 ?? '?'}`);
   const reports: SuiteReport[] = [];
   const runners = { ws: runWsSuite, cql: runCqlSuite, cluster: runClusterSuite } as const;
   for (const suite of settings.suites) {
@@ -172,9 +175,13 @@ async function main(): Promise<number> {
   for (const r of reports) Object.assign(versions, r.versions);
   if (!versions.natsServer && settings.suites.includes('cluster')) versions.natsServer = natsServerVersion();
   const loadAtEnd = loadavg().map((x) => round(x, 2));
+  const buildAtEnd = buildFingerprint();
+  const rebuilt = buildAtEnd.distSha1 !== buildAtStart.distSha1;
+  if (rebuilt) progress(`warning: dist/ changed during the bench (sha1 ${buildAtStart.distSha1} → ${buildAtEnd.distSha1}): later runs measured another build`);
   const out = [
     `Switchboard bench — ${availableParallelism()} cores (${cpus()[0]?.model ?? '?'}), ${round(totalmem() / 2 ** 30, 1)} GiB; ` +
       Object.entries(versions).map(([k, v]) => `${k} ${v}`).join(', ') +
+      `; dist sha1 ${buildAtStart.distSha1 ?? '?'}${rebuilt ? ` (CHANGED during the bench to ${buildAtEnd.distSha1})` : ''}` +
       `; load average at start ${loadAtStart.join(' ')}, at end ${loadAtEnd.join(' ')}${settings.quick ? '; QUICK (harness check, not a measurement)' : ''}`,
   ];
   for (const r of reports) {
@@ -191,6 +198,7 @@ async function main(): Promise<number> {
         timestamp: new Date().toISOString(),
         machine: { cores: availableParallelism(), loadavgAtStart: loadAtStart, loadavgAtEnd: loadAtEnd, cpuModel: cpus()[0]?.model ?? null, totalMemGiB: round(totalmem() / 2 ** 30, 1), platform: `${process.platform}-${process.arch}` },
         versions,
+        build: { atStart: buildAtStart, atEnd: buildAtEnd },
         settings,
         suites: reports.map((r) => ({ suite: r.suite, header: r.header, error: r.error, violations: r.violations, tables: r.tables, summary: r.summary, runs: r.runs, profiles: r.profiles })),
       },
