@@ -146,6 +146,7 @@ export function readSettings(argv: string[], env: NodeJS.ProcessEnv): Raw {
     .description('Switchboard chat node')
     .option('--dev', 'development mode: generated secret, GET /dev/token', false)
     .exitOverride()
+    .configureOutput({ writeErr: () => {} }) // errors are reported once, by the caller
     .allowExcessArguments(false);
   for (const [, s] of Object.entries(SETTINGS)) cmd.option(`--${s.flag} <value>`, `${s.help} [${s.env}]`);
   cmd.parse(argv, { from: 'user' });

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { start as startActorSystem, stop as stopActorSystem } from 'nact';
 import { pino, type Logger } from 'pino';
+import { CommanderError } from 'commander';
 import { type Config, ConfigError, loadConfig } from './config.js';
 import type { ConversationCommand, Store, UserCommand } from './actors/ports/index.js';
 import { ActorRegistry } from './actors/registry.js';
@@ -267,7 +268,8 @@ async function main(): Promise<void> {
   try {
     config = loadConfig(process.argv.slice(2), process.env);
   } catch (err) {
-    const msg = err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err);
+    if (err instanceof CommanderError && (err.code === 'commander.helpDisplayed' || err.code === 'commander.help')) process.exit(0);
+    const msg = err instanceof CommanderError ? err.message.replace(/^error: /, '') : err instanceof Error ? err.message : String(err);
     process.stderr.write(`switchboard: bad setting: ${msg}\n`);
     process.exit(2);
   }
