@@ -84,7 +84,9 @@ export interface Store {
   /**
    * Claim the conversation for a writer at `epoch` and return its state (null if it has no
    * committed message yet). Rejects with StoreConflictError('stale_epoch') when a higher
-   * epoch has claimed it. Claiming again at the same epoch is allowed (reload).
+   * epoch has claimed it. Claiming again at the same epoch is allowed (reload) — by the same
+   * writer: an epoch belongs to one live writer (the cluster hands out each partition epoch
+   * once, by compare-and-set); no store can fence two live writers holding the same epoch.
    */
   activate(conv: string, epoch: number): Promise<ConversationRecord | null>;
 
