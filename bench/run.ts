@@ -6,7 +6,13 @@
  *   cql      a node on the CQL store (real Cassandra), group commit on vs off, DM pairs and
  *            busy groups (bench/suite-cql.ts);
  *   cluster  raw JetStream publish+consume vs Switchboard with 1 and 3 nodes on a 3-server
- *            NATS cluster and Cassandra (bench/suite-cluster.ts).
+ *            NATS cluster and Cassandra (bench/suite-cluster.ts);
+ *   memory   RSS per signed-in idle connection vs a raw `ws` server holding as many sockets
+ *            (bench/suite-memory.ts);
+ *   group    a 200-member group's fan-out (deliveries/s, p99 to the last member at 50 sends/s)
+ *            vs a raw `ws` broadcast server (bench/suite-group.ts);
+ *   backlog  backlog drain at hello → synced vs a raw `ws` server pushing as many frames
+ *            (bench/suite-backlog.ts).
  *
  * Every process the bench starts is stopped by PID, also on errors (bench/children.ts,
  * bench/servers.ts); runs alternate and the tables report medians. Progress goes to stderr,
@@ -24,6 +30,9 @@ import { SUITES, type Settings, type SuiteName, type SuiteReport } from './suite
 import { runWsSuite } from './suite-ws.js';
 import { runCqlSuite } from './suite-cql.js';
 import { runClusterSuite } from './suite-cluster.js';
+import { runMemorySuite } from './suite-memory.js';
+import { runGroupSuite } from './suite-group.js';
+import { runBacklogSuite } from './suite-backlog.js';
 import { natsServerVersion } from './servers.js';
 
 // ------------------------------------------------------------------------------ flags
@@ -59,6 +68,10 @@ const program = new Command('bench')
   .option('--partitions <n>', 'cluster suite: SB_PARTITIONS (R3 consumers: each costs the NATS cluster CPU)', posInt(1024), 64)
   .option('--raw-window <n>', 'cluster suite: unacked JetStream publishes of the raw baseline', posInt(100_000), 1000)
   .option('--raw-payload <bytes>', 'cluster suite: payload of the raw baseline', posInt(65_536), 200)
+  .option('--mem-conns <n>', 'memory suite: signed-in idle connections', posInt(18_000), 10_000)
+  .option('--group-members <n>', 'group suite: members of the group (SB_MAX_GROUP, default 200, caps it)', posInt(1000), 200)
+  .option('--group-fanout-senders <n>', 'group suite: members sending back to back', posInt(99), 4)
+  .option('--backlog-msgs <n>', 'backlog suite: messages waiting for the offline user', posInt(1_000_000), 10_000)
   .option('--quick', 'harness check: every suite, tiny (1 s window, 4 pairs, window 4, 1 run, small groups, 8 partitions)', false)
   .option('--cpu-prof', 'also write V8 CPU profiles of the nodes to bench/results/prof-<timestamp>/ and summarise them', false)
   .allowExcessArguments(false);
@@ -76,6 +89,10 @@ const raw = program.opts<{
   partitions: number;
   rawWindow: number;
   rawPayload: number;
+  memConns: number;
+  groupMembers: number;
+  groupFanoutSenders: number;
+  backlogMsgs: number;
   quick: boolean;
   cpuProf: boolean;
 }>();
@@ -104,6 +121,10 @@ const settings: Settings = {
   rawWindow: raw.rawWindow,
   rawPayload: raw.rawPayload,
   rawPullBatch: 256,
+  memConns: q('memConns', 1000, raw.memConns),
+  groupMembers: q('groupMembers', 20, raw.groupMembers),
+  groupSenders2: q('groupFanoutSenders', 2, raw.groupFanoutSenders),
+  backlogMsgs: q('backlogMsgs', 1000, raw.backlogMsgs),
   nodeFlags: ['--dev', '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', '--rate', '1000000', '--node-id', 'bench'],
   nodeEnv: Object.fromEntries(
     Object.entries(process.env)
@@ -124,6 +145,12 @@ function budgetSeconds(suite: SuiteName): number {
       return 240 + s.runs * 4 * (run(s.warmupSeconds) + 150);
     case 'cluster':
       return 300 + s.runs * (run(s.clusterWarmupSeconds) + 60 + 2 * (run(s.clusterWarmupSeconds, s.clusterDrainSeconds) + 300));
+    case 'memory':
+      return s.runs * 2 * (60 + s.memConns / 50);
+    case 'group':
+      return s.runs * 2 * (60 + 2 * run(s.warmupSeconds));
+    case 'backlog':
+      return s.runs * 2 * (60 + s.backlogMsgs / 100);
   }
 }
 
@@ -148,7 +175,7 @@ async function main(): Promise<number> {
   const buildAtStart = buildFingerprint();
   progress(`dist: built ${buildAtStart.distBuiltAt ?? '?'}, sha1 ${buildAtStart.distSha1 ?? '?'}`);
   const reports: SuiteReport[] = [];
-  const runners = { ws: runWsSuite, cql: runCqlSuite, cluster: runClusterSuite } as const;
+  const runners = { ws: runWsSuite, cql: runCqlSuite, cluster: runClusterSuite, memory: runMemorySuite, group: runGroupSuite, backlog: runBacklogSuite } as const;
   for (const suite of settings.suites) {
     const t = Date.now();
     try {

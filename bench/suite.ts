@@ -3,8 +3,8 @@ import type { Encoding } from './loadgen.js';
 import type { Row } from './common.js';
 import type { ProfileSummary } from './profile.js';
 
-export type SuiteName = 'ws' | 'cql' | 'cluster';
-export const SUITES: readonly SuiteName[] = ['ws', 'cql', 'cluster'];
+export type SuiteName = 'ws' | 'cql' | 'cluster' | 'memory' | 'group' | 'backlog';
+export const SUITES: readonly SuiteName[] = ['ws', 'cql', 'cluster', 'memory', 'group', 'backlog'];
 
 export interface Settings {
   suites: SuiteName[];
@@ -37,6 +37,13 @@ export interface Settings {
   rawWindow: number;
   rawPayload: number;
   rawPullBatch: number;
+  /** memory suite: signed-in idle connections. */
+  memConns: number;
+  /** group suite: members of the group and how many of them send. */
+  groupMembers: number;
+  groupSenders2: number;
+  /** backlog suite: messages waiting for the offline user. */
+  backlogMsgs: number;
   nodeFlags: string[];
   /** SB_* settings inherited from this environment (secrets redacted). */
   nodeEnv: Record<string, string | undefined>;

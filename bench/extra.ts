@@ -1,0 +1,140 @@
+/**
+ * What the memory, group and backlog suites share: a node or a raw baseline server as a child
+ * (stopped by PID), local HS256 tokens (the node gets the secret), clients bound to several
+ * loopback source addresses, RSS from /proc, hello → synced.
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import { type Child, spawnNode, stopChild } from './children.js';
+import { GUARD, NODE_ENTRY, ROOT, TMP_PREFIX, waitHealthz } from './common.js';
+import type { Codec } from './loadgen.js';
+import type { Settings } from './suite.js';
+
+export interface Server {
+  kind: 'node' | 'raw';
+  child: Child;
+  url: string;
+  base: string | null;
+  token(user: string): string;
+  stop(): Promise<{ code: number | null; signal: string | null }>;
+}
+
+const b64u = (b: Buffer | string) => Buffer.from(b).toString('base64url');
+export function signer(secret: string) {
+  const head = b64u(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+  return (user: string) => {
+    const body = b64u(JSON.stringify({ sub: user, iat: Math.floor(Date.now() / 1000), exp: Math.floor(Date.now() / 1000) + 3600 }));
+    return `${head}.${body}.${createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url')}`;
+  };
+}
+
+export async function startNode(s: Settings, extraEnv: Record<string, string> = {}): Promise<Server> {
+  const dataDir = mkdtempSync(join(tmpdir(), TMP_PREFIX));
+  const secret = randomBytes(32).toString('hex');
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extraEnv, SB_JWT_SECRET: secret };
+  delete env.SB_NATS_URL;
+  delete env.SB_CQL_CONTACT_POINTS;
+  let child: Child;
+  try {
+    child = await spawnNode({
+      label: 'node',
+      args: ['--import', GUARD, NODE_ENTRY, ...s.nodeFlags, '--data-dir', dataDir],
+      cwd: ROOT,
+      env,
+      ready: /Switchboard dev node on http:\/\/127\.0\.0\.1:(\d+)/,
+      quiet: /^\s+(token|websocket|health|web app):/,
+      timeoutMs: 30_000,
+    });
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 });
+    throw err;
+  }
+  const base = `http://127.0.0.1:${child.ready[1]}`;
+  const stop = async () => {
+    const r = await stopChild(child, 10_000);
+    rmSync(dataDir, { recursive: true, force: true, maxRetries: 3 });
+    return r;
+  };
+  try {
+    await waitHealthz(base, 10_000);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { kind: 'node', child, url: `ws://127.0.0.1:${child.ready[1]}/ws`, base, token: signer(secret), stop };
+}
+
+export async function startRaw(mode: 'idle' | 'broadcast' | 'burst'): Promise<Server> {
+  const child = await spawnNode({
+    label: `raw-${mode}`,
+    args: ['--import', 'tsx', '--import', GUARD, join(ROOT, 'bench', 'raw-server.ts'), mode],
+    cwd: ROOT,
+    ready: /^\{"port":(\d+)\}$/,
+    timeoutMs: 20_000,
+  });
+  return { kind: 'raw', child, url: `ws://127.0.0.1:${child.ready[1]}/ws`, base: null, token: () => 'x', stop: () => stopChild(child) };
+}
+
+/** Resident set size of a process in bytes (/proc/<pid>/status VmRSS). */
+export function rssBytes(pid: number): number | null {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB$/m);
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Source address of client i: 127.0.0.1 … 127.0.0.<spread>. */
+export const sourceAddress = (i: number, spread: number) => `127.0.0.${1 + (i % spread)}`;
+
+export function connectFrom(url: string, protocol: string, localAddress: string, timeoutMs: number): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, protocol, { perMessageDeflate: false, handshakeTimeout: timeoutMs, localAddress });
+    const timer = setTimeout(() => {
+      ws.terminate();
+      reject(new Error(`connect ${url} from ${localAddress}: timeout`));
+    }, timeoutMs);
+    ws.once('open', () => {
+      clearTimeout(timer);
+      ws.on('error', () => {});
+      resolve(ws);
+    });
+    ws.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/** A frame in the negotiated encoding, or JSON text (the raw servers' own frames). */
+export const decode = (c: Codec, data: Buffer, isBinary: boolean): Record<string, unknown> =>
+  isBinary ? c.decode(data, true) : (JSON.parse(data.toString('utf8')) as Record<string, unknown>);
+
+/** hello → synced; `onFrame` sees every frame before synced (the backlog). Resolves with the ms it took. */
+export function hello(ws: WebSocket, c: Codec, user: string, token: string, timeoutMs: number, onFrame?: (f: Record<string, unknown>) => void): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const timer = setTimeout(() => {
+      ws.off('message', onMsg);
+      reject(new Error(`${user}: no synced within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onMsg = (data: Buffer, isBinary: boolean) => {
+      const f = decode(c, data, isBinary);
+      if (f.t === 'synced') {
+        clearTimeout(timer);
+        ws.off('message', onMsg);
+        resolve(performance.now() - t0);
+      } else if (f.t === 'err') {
+        clearTimeout(timer);
+        ws.off('message', onMsg);
+        reject(new Error(`${user}: hello refused: ${String(f.code)} ${String(f.msg)}`));
+      } else onFrame?.(f);
+    };
+    ws.on('message', onMsg);
+    ws.send(c.encode({ t: 'hello', token, device: 'bench' }));
+  });
+}
