@@ -7,7 +7,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -19,17 +18,10 @@ import { ROOT, TMP_PREFIX, errText, progress, sleep } from './common.js';
 import { natsServerPath } from '../scripts/nats-server.mjs';
 // @ts-expect-error a plain .mjs script shared with the command line
 import { start as startCassandraScript, stop as stopCassandraScript } from '../scripts/cassandra.mjs';
+import { freePort } from '../test/helpers/ports.js';
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
+
 
 // ------------------------------------------------------------------------------ NATS
 

@@ -5,11 +5,11 @@
  * it is also killed if the test process exits first.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { CreateBucketCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 // @ts-expect-error -- a plain ESM script without types
 import { ensureVersitygw } from '../../scripts/versitygw.mjs';
 import { removeDir, tempDir } from './node.js';
+import { freePort } from './ports.js';
 
 export interface S3Server {
   endpoint: string;
@@ -23,16 +23,6 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitUp(endpoint: string, child: ChildProcess, output: () => string): Promise<void> {
   const until = Date.now() + 20_000;
