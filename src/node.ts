@@ -212,10 +212,11 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
       handoffMs: config.handoffMs,
       host: router,
       log,
-      onOwnersChanged: (prev, next, gone) => {
+      // Connections re-attach when the new owner announces it serves the partition
+      // (onAcquiredAnywhere), not at the ring change, when the old owner may still consume.
+      onOwnersChanged: (_prev, _next, gone) => {
         const goneNodes = new Set(gone.map((g) => g.node));
         if (goneNodes.size > 0) users.forEach((actor) => (actor as UserActor).dropNodes(goneNodes));
-        gateway.reattach((p) => prev[p] !== undefined && prev[p] !== next[p], config.partitions);
       },
       onMoved: (_p, ms) => metrics.partitionMoves.observe(ms / 1000),
       // Every gateway attaches its connections of this partition's users to the new owner,
