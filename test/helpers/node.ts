@@ -35,17 +35,19 @@ function storeSettings(): Record<string, string> {
   };
 }
 
-export async function startTestNode(settings: Record<string, string> = {}, dataDir = tempDir()): Promise<TestNode> {
+/** `settings`: the node's settings by config key (strings, as from the environment); `dev` defaults to true. */
+export async function startTestNode(settings: { [key: string]: string | boolean | undefined } = {}, dataDir = tempDir()): Promise<TestNode> {
+  const { dev = true, ...rest } = settings;
   const config = buildConfig({
     ...storeSettings(),
-    dev: true,
+    dev: dev === true,
     port: '0',
     host: '127.0.0.1',
     dataDir,
     jwtSecret: TEST_SECRET,
     logLevel: 'silent',
     sqliteSync: 'NORMAL',
-    ...settings,
+    ...(rest as Record<string, string>),
   });
   const node = await startNode(config);
   const auth = new Auth(TEST_SECRET);
