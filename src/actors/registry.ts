@@ -3,6 +3,13 @@
  * passivation, and passivates idle ones. Every delivery resolves when the actor reports the
  * command complete (not when it was enqueued), so a bus can ack after the work is done.
  *
+ * Commands wait in the entry's run queue; the nact actor receives one "run" message whenever
+ * the queue becomes non-empty and handles what is queued then, one command after the other
+ * (each `handle` awaited before the next, as nact does between messages), at most RUN_BATCH
+ * per nact message. nact handles every message in its own `setImmediate`: one message per
+ * command cost a macrotask per command and let a busy conversation see one send per event-loop
+ * turn, so its commits carried one message each.
+ *
  * nact drops dispatches to stopped actors and, by default, stops an actor and drops its
  * mailbox on an exception; so passivation is ours (an actor is stopped only when nothing is
  * in flight for it and it agrees), and handler errors reject the delivery instead of crashing.
@@ -34,11 +41,19 @@ interface Envelope<C> {
   done: Completion;
 }
 
+/** The only nact message: "handle what is queued". */
+const RUN = 'run' as const;
+/** Most commands handled per nact message (then the actor yields to the event loop). */
+const RUN_BATCH = 64;
+
 interface Entry<C> {
-  ref: Ref<Envelope<C>>;
+  ref: Ref<typeof RUN>;
   actor: Actor<C>;
   inflight: number;
   lastUsed: number;
+  queue: Array<Envelope<C>>;
+  /** A RUN message is in the nact mailbox or being handled. */
+  scheduled: boolean;
 }
 
 export class ActorRegistry<C> {
@@ -73,13 +88,17 @@ export class ActorRegistry<C> {
         entry.lastUsed = Date.now();
         return true;
       };
-      dispatch(entry.ref, {
+      entry.queue.push({
         cmd,
         done: {
           resolve: () => settle() && resolve(),
           reject: (err) => settle() && reject(err),
         },
       });
+      if (!entry.scheduled) {
+        entry.scheduled = true;
+        dispatch(entry.ref, RUN);
+      }
     });
   }
 
@@ -128,15 +147,23 @@ export class ActorRegistry<C> {
   private spawnEntry(key: string): Entry<C> {
     const actor = this.factory(key);
     const onError = this.opts.onError;
+    // Assigned below, before any command can be queued.
+    let entry!: Entry<C>;
     const ref = spawn(
       this.parent,
-      async (state: null, env: Envelope<C>) => {
-        try {
-          await actor.handle(env.cmd, env.done);
-        } catch (err) {
-          onError?.(key, err);
-          env.done.reject(err);
+      async (state: null) => {
+        for (let n = 0; n < RUN_BATCH; n++) {
+          const env = entry.queue.shift();
+          if (env === undefined) break;
+          try {
+            await actor.handle(env.cmd, env.done);
+          } catch (err) {
+            onError?.(key, err);
+            env.done.reject(err);
+          }
         }
+        if (entry.queue.length > 0) dispatch(entry.ref, RUN);
+        else entry.scheduled = false;
         return state;
       },
       `${this.kind}-${this.entries.size}-${Math.random().toString(36).slice(2, 10)}`,
@@ -147,8 +174,8 @@ export class ActorRegistry<C> {
           return ctx.resume;
         },
       },
-    ) as Ref<Envelope<C>>;
-    const entry: Entry<C> = { ref, actor, inflight: 0, lastUsed: Date.now() };
+    ) as Ref<typeof RUN>;
+    entry = { ref, actor, inflight: 0, lastUsed: Date.now(), queue: [], scheduled: false };
     this.entries.set(key, entry);
     return entry;
   }
