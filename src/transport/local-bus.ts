@@ -16,8 +16,9 @@ export interface LocalBusOptions {
 
 export class LocalBus implements Bus {
   private readonly consumers = new Map<number, EnvelopeHandler>();
-  /** Handlers in flight per partition, so that stopping a consumer can wait for them. */
-  private readonly running = new Map<number, Set<Promise<void>>>();
+  /** Handlers in flight per partition (stopping a consumer waits until none is), and who waits. */
+  private readonly running = new Map<number, number>();
+  private readonly idle = new Map<number, Array<() => void>>();
   private readonly nodes = new Map<string, (push: NodePush) => void>();
   private readonly maxDeliver: number;
   private readonly backoff: number[];
@@ -39,23 +40,42 @@ export class LocalBus implements Bus {
   private run(partition: number, env: ActorEnvelope, attempt: number): void {
     const handler = this.consumers.get(partition);
     const result = handler ? handler(env) : Promise.reject(new BusUnavailableError(`no consumer for partition ${partition}`));
-    let set = this.running.get(partition);
-    if (!set) this.running.set(partition, (set = new Set()));
-    const tracked: Promise<void> = result.then(
-      () => {},
-      () => {},
+    this.running.set(partition, (this.running.get(partition) ?? 0) + 1);
+    result.then(
+      () => this.finished(partition),
+      (err: unknown) => {
+        this.finished(partition);
+        if (attempt >= this.maxDeliver || this.closed) {
+          this.opts.log.error({ kind: env.kind, key: env.key, type: env.cmd.type, attempt, err: String(err) }, 'dead letter');
+          this.opts.onDeadLetter?.(env, err);
+          return;
+        }
+        this.opts.onRedeliver?.();
+        const delay = this.backoff[Math.min(attempt - 1, this.backoff.length - 1)] ?? 1000;
+        setTimeout(() => this.run(partition, env, attempt + 1), delay).unref();
+      },
     );
-    set.add(tracked);
-    void tracked.then(() => set.delete(tracked));
-    result.catch((err: unknown) => {
-      if (attempt >= this.maxDeliver || this.closed) {
-        this.opts.log.error({ kind: env.kind, key: env.key, type: env.cmd.type, attempt, err: String(err) }, 'dead letter');
-        this.opts.onDeadLetter?.(env, err);
-        return;
-      }
-      this.opts.onRedeliver?.();
-      const delay = this.backoff[Math.min(attempt - 1, this.backoff.length - 1)] ?? 1000;
-      setTimeout(() => this.run(partition, env, attempt + 1), delay).unref();
+  }
+
+  private finished(partition: number): void {
+    const n = (this.running.get(partition) ?? 1) - 1;
+    if (n > 0) {
+      this.running.set(partition, n);
+      return;
+    }
+    this.running.delete(partition);
+    const waiters = this.idle.get(partition);
+    this.idle.delete(partition);
+    waiters?.forEach((w) => w());
+  }
+
+  /** Resolves when no handler of the partition is running. */
+  private whenIdle(partition: number): Promise<void> {
+    if (!this.running.has(partition)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const list = this.idle.get(partition);
+      if (list) list.push(resolve);
+      else this.idle.set(partition, [resolve]);
     });
   }
 
@@ -64,7 +84,7 @@ export class LocalBus implements Bus {
     return {
       stop: async () => {
         if (this.consumers.get(partition) === handler) this.consumers.delete(partition);
-        await Promise.all([...(this.running.get(partition) ?? [])]);
+        await this.whenIdle(partition);
       },
     };
   }
