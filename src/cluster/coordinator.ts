@@ -3,8 +3,8 @@
  * old owner stops consuming, finishes what is in flight, passivates the partition's actors
  * and marks the epoch released; the new owner waits for that (up to `handoffWaitMs`), claims
  * the next epoch and starts consuming. Takeover after a crash: the new owner claims the
- * epoch, then waits the consumer's ack wait so the dead owner's unacked commands come back
- * first, in order, before it pulls.
+ * epoch, then, if the dead owner left commands unacked, waits (at most the consumer's ack
+ * wait) until they are due again, so they come back first, in order, before it pulls.
  */
 import type { Log } from '../actors/ports/index.js';
 import type { Membership, MemberRecord } from './membership.js';
@@ -13,6 +13,8 @@ import { ownersOf } from './ring.js';
 
 export interface PartitionHost {
   acquire(partition: number): Promise<void>;
+  /** Resolves when the partition's previous consumer has no unacked commands left, or after maxMs. */
+  unackedSettled(partition: number, maxMs: number): Promise<void>;
   /** Stop consuming, finish in-flight work and passivate the partition's actors. */
   release(partition: number): Promise<void>;
 }
@@ -116,7 +118,7 @@ export class Coordinator {
       await sleep(50);
     }
     const epoch = await this.opts.epochs.claim(p);
-    if (waitAck) await sleep(this.opts.ackWaitMs);
+    if (waitAck) await this.opts.host.unackedSettled(p, this.opts.ackWaitMs);
     if (this.owners[p] !== this.opts.node || this.stopping) {
       await this.opts.epochs.release(p, epoch);
       return;

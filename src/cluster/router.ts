@@ -40,6 +40,10 @@ export class Router implements Courier, PartitionHost {
     this.consumers.set(partition, await this.opts.bus.consume(partition, this.handler));
   }
 
+  unackedSettled(partition: number, maxMs: number): Promise<void> {
+    return this.opts.bus.unackedSettled(partition, maxMs);
+  }
+
   /** Stop consuming a partition, finish its in-flight commands and passivate its actors. */
   async release(partition: number): Promise<void> {
     const sub = this.consumers.get(partition);

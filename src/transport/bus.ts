@@ -33,6 +33,12 @@ export interface Bus {
    */
   publish(partition: number, env: ActorEnvelope): Promise<void>;
   consume(partition: number, handler: EnvelopeHandler): Promise<Subscription>;
+  /**
+   * Resolves once no command of the partition is handed to a consumer and unacknowledged
+   * (a dead consumer's commands are due again), or after `maxMs`: a new owner waits for this
+   * so those commands come first, in order. Resolves at once when nothing is outstanding.
+   */
+  unackedSettled(partition: number, maxMs: number): Promise<void>;
   /** Best-effort push to the node holding a socket; per (sender, node) in order. */
   publishNode(node: string, push: NodePush): void;
   subscribeNode(node: string, handler: (push: NodePush) => void): Promise<Subscription>;

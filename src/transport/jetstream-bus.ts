@@ -15,6 +15,8 @@ import {
   StorageType,
   jetstream,
   jetstreamManager,
+  JetStreamApiCodes,
+  JetStreamApiError,
   type ConsumerMessages,
   type JetStreamClient,
   type JetStreamManager,
@@ -225,6 +227,29 @@ export class JetStreamBus implements Bus {
     };
   }
 
+  /**
+   * Settled when nothing is pending, or when the ack wait has passed since the consumer's last
+   * delivery: every unacked command was delivered by then, so all of them are due again. The
+   * last delivery time is the server's clock: skew between the node and the server (NTP keeps
+   * it to milliseconds) shifts the wait by as much; `maxMs` bounds it.
+   */
+  async unackedSettled(partition: number, maxMs: number): Promise<void> {
+    const deadline = Date.now() + maxMs;
+    for (;;) {
+      // No consumer yet (a new cluster): nothing outstanding. An unanswered call: try again until maxMs.
+      const due = await this.jsm.consumers.info(this.stream, `p${partition}`).then(
+        (info) => {
+          if (info.num_ack_pending === 0) return 0;
+          const last = lastActiveMs(info.delivered.last_active as unknown);
+          return Number.isFinite(last) ? Math.max(0, last + this.ackWaitMs - Date.now()) : null;
+        },
+        (err: unknown) => (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound ? 0 : null),
+      );
+      if (due === 0 || this.closed || Date.now() >= deadline) return;
+      await sleep(Math.min(due ?? 100, Math.max(1, deadline - Date.now())));
+    }
+  }
+
   private keepAlive(): void {
     const cutoff = Date.now() - this.ackWaitMs / 3;
     for (const e of this.inflight) {
@@ -264,6 +289,13 @@ export class JetStreamBus implements Bus {
     clearInterval(this.ticker);
     await this.nc.drain().catch(() => this.nc.close());
   }
+}
+
+/** The server sends `last_active` as an RFC 3339 time (typed as nanos by the client library). */
+function lastActiveMs(v: unknown): number {
+  if (typeof v === 'string') return Date.parse(v);
+  if (typeof v === 'number' && v > 1e15) return v / 1e6;
+  return NaN;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -89,6 +89,9 @@ export class LocalBus implements Bus {
     };
   }
 
+  /** In-process commands die with the process: nothing is ever outstanding for a new owner. */
+  async unackedSettled(): Promise<void> {}
+
   publishNode(node: string, push: NodePush): void {
     this.nodes.get(node)?.(push);
   }

@@ -69,4 +69,31 @@ describe('JetStreamBus', () => {
     await sub.stop();
     await b.close();
   });
+
+  it('a new owner waits for a dead consumer\'s unacked commands only while there are some', async () => {
+    const a = await open('SETTLE');
+    const t0 = performance.now();
+    await a.unackedSettled(3, 5000); // no consumer, nothing outstanding
+    await a.consume(4, async () => {});
+    await a.publish(4, { kind: 'user', key: 'k', cmd: { type: 'detach', user: 'k', conn: { node: 'n', conn: 'y' } } });
+    await new Promise((r) => setTimeout(r, 200));
+    await a.unackedSettled(4, 5000); // consumed and acked
+    expect(performance.now() - t0).toBeLessThan(2000);
+
+    let release!: () => void;
+    const blocked = new Promise<void>((r) => (release = r));
+    await a.consume(5, () => blocked);
+    await a.publish(5, { kind: 'user', key: 'k', cmd: { type: 'detach', user: 'k', conn: { node: 'n', conn: 'z' } } });
+    await new Promise((r) => setTimeout(r, 200));
+    a.nc.close(); // a crash with the command unacked
+    const b = await open('SETTLE');
+    const t1 = performance.now();
+    await b.unackedSettled(5, 5000);
+    const waited = performance.now() - t1;
+    // Outstanding until its ack wait (400 ms) lapsed; bounded by it, not by maxMs.
+    expect(waited).toBeGreaterThan(100);
+    expect(waited).toBeLessThan(3000);
+    release();
+    await b.close();
+  });
 });
