@@ -53,7 +53,7 @@ export interface StartOptions {
   log?: Logger;
 }
 
-async function openStore(config: Config): Promise<Store> {
+async function openStore(config: Config, onFailure: (err: Error) => void): Promise<Store> {
   if (config.cqlContactPoints) {
     return CqlStore.open({
       contactPoints: config.cqlContactPoints,
@@ -67,7 +67,7 @@ async function openStore(config: Config): Promise<Store> {
     throw new ConfigError('SB_CQL_CONTACT_POINTS', 'cluster mode (SB_NATS_URL) needs the shared CQL store: set SB_CQL_CONTACT_POINTS');
   }
   mkdirSync(config.dataDir, { recursive: true });
-  return SqliteStore.open({ path: join(resolve(config.dataDir), 'switchboard.db'), synchronous: config.sqliteSync });
+  return SqliteStore.open({ path: join(resolve(config.dataDir), 'switchboard.db'), synchronous: config.sqliteSync, onFailure });
 }
 
 /** The media store: S3 when SB_S3_BUCKET is set, else files under SB_DATA_DIR/media served by this node. */
@@ -110,7 +110,9 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
   const log = opts.log ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
   const web = webApp(config, log);
   const metrics = new Metrics();
-  const store = await openStore(config);
+  // Writes cannot succeed any more: every send is refused (`unavailable`), and /healthz says why.
+  let failed = (err: Error) => log.fatal({ err: String(err) }, 'store writer failed: writes are refused until the node restarts');
+  const store = await openStore(config, (err) => failed(err));
   const bus = await openBus(config, log, metrics);
   const system = startActorSystem();
   const auth = new Auth(config.jwtSecret);
@@ -184,6 +186,11 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
     media,
     routes: [...(mediaStore instanceof FsMediaStore ? [mediaStore.route] : []), ...(web ? [web] : [])],
   });
+  const logFailure = failed;
+  failed = (err) => {
+    logFailure(err);
+    gateway.markFailed(`store writer: ${err.message}`);
+  };
   router = new Router({
     node: config.nodeId,
     partitions: config.partitions,

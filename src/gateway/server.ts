@@ -55,6 +55,7 @@ export class Gateway {
   private readonly bootId = randomBytes(4).toString('hex');
   private nextConn = 0;
   private ready = false;
+  private failure: string | null = null;
   private accepting = true;
   private readonly encoded = new WeakMap<ServerFrame, Partial<Record<Encoding, string | Buffer>>>();
 
@@ -258,6 +259,11 @@ export class Gateway {
     return (e[encoding] ??= encodeFrame(frame, encoding));
   }
 
+  /** A part the node cannot serve without has failed (e.g. the store's writer): /healthz says so from now on. */
+  markFailed(reason: string): void {
+    this.failure ??= reason;
+  }
+
   /** New sockets are refused from now on (drain); open ones stay until `close`. */
   stopAccepting(): void {
     this.accepting = false;
@@ -314,8 +320,10 @@ export class Gateway {
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {
       if (req.method === 'GET' && url.pathname === '/healthz') {
-        return json(res, this.ready ? 200 : 503, {
-          status: this.ready ? 'ok' : 'starting',
+        const ok = this.ready && this.failure === null;
+        return json(res, ok ? 200 : 503, {
+          status: this.failure !== null ? 'failed' : this.ready ? 'ok' : 'starting',
+          ...(this.failure !== null ? { failure: this.failure } : {}),
           node: this.opts.node,
           store: this.opts.storeInfo(),
           connections: this.conns.size,

@@ -1,19 +1,35 @@
 /**
- * The embedded Store: one SQLite file through better-sqlite3, WAL mode.
+ * The embedded Store: one SQLite file through better-sqlite3, WAL mode, two connections.
  *
- * Writes go through a group-commit queue: every write call (`activate`, `commit`,
- * `saveWatermarks`, `saveLastSeen`, media writes) enqueues a request, and on the next
- * `setImmediate` all queued requests run in ONE outer transaction, each in its own savepoint.
- * A refused request (conflict, duplicate) rolls back only its savepoint and rejects only its
- * own promise; promises settle after the outer COMMIT, so one fsync serves the whole batch
+ * Writes run on a worker thread (sqlite-writer.ts) with its own connection, so the event
+ * loop serving the sockets never runs a write transaction or waits for an fsync. Every write
+ * call (`activate`, `commit`, `saveWatermarks`, `saveLastSeen`, media writes) becomes a plain
+ * `WriteOp`; the ops of one event-loop turn cross to the worker in one message. The worker
+ * group-commits: the requests that arrive together run in ONE outer transaction, each in its
+ * own savepoint. A refused request (conflict, duplicate, malformed) rolls back only its
+ * savepoint and rejects only its own promise, with the same error rebuilt here; promises
+ * settle after the outer COMMIT (one reply per group), so one fsync serves the whole group
  * and nothing is acknowledged before it is durable. Requests run in arrival order, so their
  * outcomes are those of the same calls made one by one.
  *
- * Reads run synchronously against the committed state.
+ * Reads run synchronously on the main thread's own connection against the committed state
+ * (WAL: readers never wait for the writer). A write's promise resolves after its COMMIT, so
+ * a read issued after it sees it.
+ *
+ * An in-memory database (':memory:', tests) cannot be shared between two connections: it
+ * keeps one connection and runs the same group commit on the main thread.
+ *
+ * If the writer thread dies, every pending and later write rejects with
+ * StoreUnavailableError and `options.onFailure` is told; reads go on.
  */
-import Database from 'better-sqlite3';
-import type { ChatMessage, ConvKindName, ConvSummary, MediaRef, MsgKind, Role, SysEvent } from '../protocol/frames.js';
-import { DuplicateMessageError, StoreConflictError, StoreUnavailableError } from '../actors/ports/errors.js';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type Database from 'better-sqlite3';
+import type { ChatMessage, ConvSummary } from '../protocol/frames.js';
+import { StoreUnavailableError } from '../actors/ports/errors.js';
 import type {
   CommitRequest,
   ConversationRecord,
@@ -24,6 +40,29 @@ import type {
   WatermarkUpdate,
 } from '../actors/ports/store.js';
 import { migrate } from './sqlite-migrations.js';
+import {
+  type FromWriter,
+  type GroupReply,
+  type PlainWriteError,
+  type ToWriter,
+  type WriteOp,
+  type WriterData,
+  fromPlainError,
+} from './sqlite-ops.js';
+import {
+  DEFAULT_BUSY_TIMEOUT_MS,
+  type MediaRow,
+  type MemberRow,
+  type MessageRow,
+  type SummaryRow,
+  isUnavailable,
+  openConnection,
+  toMedia,
+  toMember,
+  toMessage,
+  unavailable,
+} from './sqlite-common.js';
+import { MAX_GROUP, SqliteWrites } from './sqlite-writes.js';
 
 export interface SqliteStoreOptions {
   /** File path of the database, or ':memory:'. */
@@ -32,127 +71,16 @@ export interface SqliteStoreOptions {
   synchronous?: 'FULL' | 'NORMAL';
   /** How long a write waits for a lock held by another connection; default 5000 ms. */
   busyTimeoutMs?: number;
+  /**
+   * Called once if the writer thread stops unexpectedly (crash, failed to load). From then on
+   * every write rejects with StoreUnavailableError; reads go on. The composition root may log
+   * it and report the node unhealthy.
+   */
+  onFailure?: (err: Error) => void;
 }
 
-/** At most this many queued requests share one outer transaction. */
-const MAX_GROUP = 1024;
-/** Under load, at most one group transaction (one fsync) per this many ms. */
-const GROUP_WINDOW_MS = 2;
-
-/** SQLite result codes meaning "the backend could not do it now", not "the request is wrong". */
-const UNAVAILABLE_CODE =
-  /^SQLITE_(BUSY|LOCKED|IOERR|FULL|NOMEM|CANTOPEN|PROTOCOL|CORRUPT|NOTADB|READONLY|INTERRUPT|ABORT|NOLFS|PERM)/;
-
-function isUnavailable(err: unknown): boolean {
-  return err instanceof Database.SqliteError && UNAVAILABLE_CODE.test(err.code);
-}
-
-function unavailable(err: unknown): StoreUnavailableError {
-  if (err instanceof StoreUnavailableError) return err;
-  const msg = err instanceof Error ? err.message : String(err);
-  return new StoreUnavailableError(`sqlite store unavailable: ${msg}`, { cause: err });
-}
-
-interface ConvRow {
-  kind: ConvKindName | null;
-  title: string | null;
-  last_seq: number;
-  owner_epoch: number;
-}
-
-interface MessageRow {
-  conv: string;
-  seq: number;
-  sender: string;
-  cmid: string;
-  ts: number;
-  kind: MsgKind;
-  body: string | null;
-  media_json: string | null;
-  reply_seq: number | null;
-  sys_json: string | null;
-}
-
-interface MemberRow {
-  user: string;
-  role: Role;
-  joined_seq: number;
-  delivered_seq: number;
-  read_seq: number;
-}
-
-interface SummaryRow {
-  conv: string;
-  kind: ConvKindName;
-  title: string | null;
-  last_seq: number;
-  delivered_seq: number;
-  read_seq: number;
-}
-
-interface MediaRow {
-  id: string;
-  owner: string;
-  mime: string;
-  size: number;
-  name: string | null;
-  key: string;
-  sha256: string | null;
-  created_at: number;
-  completed_at: number | null;
-}
-
-interface Pending {
-  run: () => unknown;
-  resolve: (value: unknown) => void;
-  reject: (err: unknown) => void;
-}
-
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
-
-function toMessage(r: MessageRow): ChatMessage {
-  const m: ChatMessage = { conv: r.conv, seq: r.seq, from: r.sender, cmid: r.cmid, ts: r.ts, kind: r.kind };
-  if (r.body !== null) m.body = r.body;
-  if (r.media_json !== null) m.media = JSON.parse(r.media_json) as MediaRef;
-  if (r.reply_seq !== null) m.reply = { seq: r.reply_seq };
-  if (r.sys_json !== null) m.sys = JSON.parse(r.sys_json) as SysEvent;
-  return m;
-}
-
-function toMember(r: MemberRow): MemberRecord {
-  return { user: r.user, role: r.role, joinedSeq: r.joined_seq, delivered: r.delivered_seq, read: r.read_seq };
-}
-
-function toMedia(r: MediaRow): MediaRecord {
-  const rec: MediaRecord = { id: r.id, owner: r.owner, mime: r.mime, size: r.size, key: r.key, createdAt: r.created_at };
-  if (r.name !== null) rec.name = r.name;
-  if (r.sha256 !== null) rec.sha256 = r.sha256;
-  if (r.completed_at !== null) rec.completedAt = r.completed_at;
-  return rec;
-}
-
-/** JSON of a ref/event without keys whose value is undefined, so it reads back equal. */
-function json(value: MediaRef | SysEvent | undefined): string | null {
-  return value === undefined ? null : JSON.stringify(value);
-}
-
-function prepareStatements(db: Database.Database) {
+function prepareReads(db: Database.Database) {
   return {
-    convGet: db.prepare<[string], ConvRow>('SELECT kind, title, last_seq, owner_epoch FROM conversations WHERE conv = ?'),
-    convClaim: db.prepare<[string, number]>(
-      `INSERT INTO conversations (conv, owner_epoch) VALUES (?, ?)
-       ON CONFLICT (conv) DO UPDATE SET owner_epoch = excluded.owner_epoch`,
-    ),
-    convCreate: db.prepare<[string, string | null, string]>('UPDATE conversations SET kind = ?, title = ? WHERE conv = ?'),
-    convTitle: db.prepare<[string, string]>('UPDATE conversations SET title = ? WHERE conv = ?'),
-    convHead: db.prepare<[number, number, string]>('UPDATE conversations SET last_seq = ?, last_ts = ? WHERE conv = ?'),
-
-    msgInsert: db.prepare<
-      [string, number, string, string, number, string, string | null, string | null, number | null, string | null]
-    >(
-      `INSERT INTO messages (conv, seq, sender, cmid, ts, kind, body, media_json, reply_seq, sys_json)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ),
     msgDup: db.prepare<[string, string, string], { seq: number }>(
       'SELECT seq FROM messages WHERE conv = ? AND sender = ? AND cmid = ?',
     ),
@@ -162,25 +90,8 @@ function prepareStatements(db: Database.Database) {
     msgBefore: db.prepare<[string, number, number, number], MessageRow>(
       `SELECT * FROM messages WHERE conv = ? AND seq < ? AND seq >= ? ORDER BY seq DESC LIMIT ?`,
     ),
-
     memberGet: db.prepare<[string, string], MemberRow>(
       'SELECT user, role, joined_seq, delivered_seq, read_seq FROM members WHERE conv = ? AND user = ?',
-    ),
-    memberAll: db.prepare<[string], MemberRow>(
-      'SELECT user, role, joined_seq, delivered_seq, read_seq FROM members WHERE conv = ? ORDER BY user',
-    ),
-    memberUpsert: db.prepare<[string, string, string, number, number, number]>(
-      `INSERT INTO members (conv, user, role, joined_seq, delivered_seq, read_seq) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (conv, user) DO UPDATE SET
-         role = excluded.role,
-         joined_seq = excluded.joined_seq,
-         delivered_seq = MAX(delivered_seq, excluded.delivered_seq),
-         read_seq = MAX(read_seq, excluded.read_seq)`,
-    ),
-    memberRemove: db.prepare<[string, string]>('DELETE FROM members WHERE conv = ? AND user = ?'),
-    watermarks: db.prepare<[number, number, string, string]>(
-      `UPDATE members SET delivered_seq = MAX(delivered_seq, ?), read_seq = MAX(read_seq, ?)
-       WHERE conv = ? AND user = ?`,
     ),
     userConvs: db.prepare<[string], SummaryRow>(
       `SELECT c.conv, c.kind, c.title, c.last_seq, m.delivered_seq, m.read_seq
@@ -188,152 +99,293 @@ function prepareStatements(db: Database.Database) {
        WHERE m.user = ? AND c.kind IS NOT NULL
        ORDER BY c.last_ts DESC, c.conv ASC`,
     ),
-
     coMembers: db.prepare<[string, string], { user: string }>(
       `SELECT DISTINCT b.user AS user
        FROM members a JOIN members b ON b.conv = a.conv
        WHERE a.user = ? AND b.user IN (SELECT value FROM json_each(?))`,
     ),
-
-    lastSeenSave: db.prepare<[string, number]>(
-      `INSERT INTO last_seen (user, at) VALUES (?, ?)
-       ON CONFLICT (user) DO UPDATE SET at = MAX(at, excluded.at)`,
-    ),
     lastSeenGet: db.prepare<[string], { user: string; at: number }>(
       'SELECT user, at FROM last_seen WHERE user IN (SELECT value FROM json_each(?))',
     ),
-
-    mediaPut: db.prepare<
-      [string, string, string, number, string | null, string, string | null, number, number | null]
-    >(
-      `INSERT INTO media (id, owner, mime, size, name, key, sha256, created_at, completed_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, mime = excluded.mime, size = excluded.size,
-         name = excluded.name, key = excluded.key, sha256 = excluded.sha256,
-         created_at = excluded.created_at, completed_at = excluded.completed_at`,
-    ),
-    mediaComplete: db.prepare<[string, number, number, string]>(
-      'UPDATE media SET sha256 = ?, size = ?, completed_at = ? WHERE id = ?',
-    ),
     mediaGet: db.prepare<[string], MediaRow>('SELECT * FROM media WHERE id = ?'),
-    mediaRefAdd: db.prepare<[string, string]>('INSERT OR IGNORE INTO media_refs (media, conv) VALUES (?, ?)'),
     mediaRefs: db.prepare<[string], { conv: string }>('SELECT conv FROM media_refs WHERE media = ? ORDER BY conv'),
     mediaUnreferenced: db.prepare<[number, number], MediaRow>(
       `SELECT * FROM media m
        WHERE m.created_at < ? AND NOT EXISTS (SELECT 1 FROM media_refs r WHERE r.media = m.id)
        ORDER BY m.created_at ASC, m.id ASC LIMIT ?`,
     ),
-    mediaDelete: db.prepare<[string]>('DELETE FROM media WHERE id = ?'),
-    mediaRefsDelete: db.prepare<[string]>('DELETE FROM media_refs WHERE media = ?'),
   };
 }
 
-export class SqliteStore implements Store {
-  private readonly db: Database.Database;
-  private readonly sync: 'FULL' | 'NORMAL';
-  private readonly st: ReturnType<typeof prepareStatements>;
-  private readonly group: Database.Transaction<(batch: Pending[]) => Outcome[]>;
-  private readonly savepoint: Database.Transaction<(run: () => unknown) => unknown>;
-  private queue: Pending[] = [];
-  private scheduled: NodeJS.Immediate | null = null;
-  private delayed: NodeJS.Timeout | null = null;
-  private lastFlush = -Infinity;
-  private closed = false;
+/** Where the writes run: a worker thread, or (in-memory database) this thread. */
+interface WriterLink {
+  /** Sends one turn's requests; each group's outcome comes back through `onReply`. */
+  post(ops: WriteOp[]): void;
+  /** Commits everything posted, then stops. Resolves when the writer is gone. */
+  close(): Promise<void>;
+}
 
-  /** Open (creating if needed) and migrate the database. Throws StoreUnavailableError if it cannot. */
-  static async open(options: SqliteStoreOptions): Promise<SqliteStore> {
-    return new SqliteStore(options);
+/**
+ * The writer's entry sits next to this module: sqlite-writer.js in dist/ (what
+ * `node dist/node.js` runs), sqlite-writer.ts when this module itself runs from source
+ * (vitest, tsx). Node 20 cannot load a .ts worker entry by itself, and
+ * `execArgv: ['--import', 'tsx']` does not help (inside a worker the entry is loaded
+ * before the imported hooks apply: ERR_UNKNOWN_FILE_EXTENSION). So from source the worker
+ * starts from a small eval'd bootstrap that registers tsx (a devDependency, needed only when
+ * running from source) through its ESM API and imports the .ts entry through it. Pointing
+ * at dist/ from source was rejected: it would silently run a stale build of the writer.
+ */
+function startWorker(data: WriterData): Worker {
+  // The writer does not inherit the process's node options (a worker does by default):
+  // preloads (`--import`, `--require`) are meant for the main thread, and one that acts on
+  // process-wide state misbehaves in a worker (bench/guard.mjs ends the process when stdin
+  // ends, and a worker's stdin is empty: it killed the node at start).
+  const common = { workerData: data, execArgv: [] as string[] };
+  const self = import.meta.url;
+  if (!fileURLToPath(self).endsWith('.ts')) {
+    return new Worker(new URL('./sqlite-writer.js', self), common);
+  }
+  const entry = new URL('./sqlite-writer.ts', self).href;
+  const code =
+    `import(${JSON.stringify(tsxEsmApiUrl())})` +
+    `.then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(code, { ...common, eval: true });
+}
+
+/** tsx's ESM API (`tsx/esm/api` under the `import` condition), as a file URL. */
+function tsxEsmApiUrl(): string {
+  const pkgPath = createRequire(import.meta.url).resolve('tsx/package.json');
+  const pkg = JSON.parse(readFileSync(pkgPath, 'utf8')) as {
+    exports?: Record<string, { import?: { default?: string } } | string>;
+  };
+  const api = pkg.exports?.['./esm/api'];
+  const rel = typeof api === 'object' ? api.import?.default : undefined;
+  if (rel === undefined) throw new Error(`sqlite store: cannot find tsx/esm/api in ${pkgPath}`);
+  return pathToFileURL(join(dirname(pkgPath), rel)).href;
+}
+
+class WorkerLink implements WriterLink {
+  private outstanding = 0;
+  private closedSeen = false;
+  private readonly exited: Promise<void>;
+
+  private constructor(
+    private readonly worker: Worker,
+    onReply: (r: GroupReply) => void,
+    onFailure: (err: Error) => void,
+  ) {
+    worker.on('message', (msg: FromWriter) => {
+      if (msg.t === 'group') {
+        this.outstanding -= msg.n;
+        // Pending writes keep the process alive, like pending I/O; an idle store does not.
+        if (this.outstanding === 0) worker.unref();
+        onReply(msg);
+      } else if (msg.t === 'closed') {
+        this.closedSeen = true;
+      }
+    });
+    worker.on('error', (err) => onFailure(err));
+    worker.on('messageerror', (err) => onFailure(err));
+    this.exited = new Promise((resolve) => {
+      worker.once('exit', (code) => {
+        if (!this.closedSeen) onFailure(new Error(`sqlite writer thread exited (code ${code})`));
+        resolve();
+      });
+    });
+    worker.unref();
   }
 
-  constructor(options: SqliteStoreOptions) {
-    this.sync = options.synchronous ?? 'FULL';
+  /** Starts the writer thread and waits until its connection is open. */
+  static async start(
+    data: WriterData,
+    onReply: (r: GroupReply) => void,
+    onFailure: (err: Error) => void,
+  ): Promise<WorkerLink> {
+    const worker = startWorker(data);
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (msg: FromWriter) => {
+        if (msg.t === 'ready') done(null);
+        else if (msg.t === 'open_failed') done(fromPlainError(msg.error));
+      };
+      const onError = (err: Error) => done(new Error(`sqlite writer thread failed to start: ${err.message}`, { cause: err }));
+      const onExit = (code: number) => done(new Error(`sqlite writer thread exited at start (code ${code})`));
+      const done = (err: Error | null) => {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+        if (err === null) resolve();
+        else {
+          void worker.terminate();
+          reject(err);
+        }
+      };
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+    });
+    return new WorkerLink(worker, onReply, onFailure);
+  }
+
+  post(ops: WriteOp[]): void {
+    if (this.outstanding === 0) this.worker.ref();
+    this.outstanding += ops.length;
+    this.worker.postMessage({ t: 'ops', ops } satisfies ToWriter);
+  }
+
+  async close(): Promise<void> {
+    this.worker.ref();
+    this.worker.postMessage({ t: 'close' } satisfies ToWriter);
+    await this.exited;
+  }
+}
+
+/** An in-memory database: the same group commit, on this thread and connection. */
+class InlineLink implements WriterLink {
+  constructor(
+    private readonly writes: SqliteWrites,
+    private readonly onReply: (r: GroupReply) => void,
+  ) {}
+
+  post(ops: WriteOp[]): void {
+    for (let i = 0; i < ops.length; i += MAX_GROUP) this.onReply(this.writes.runGroup(ops.slice(i, i + MAX_GROUP)));
+  }
+
+  async close(): Promise<void> {}
+}
+
+interface Pending {
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+export class SqliteStore implements Store {
+  private readonly st: ReturnType<typeof prepareReads>;
+  private link!: WriterLink;
+  /** Requests sent or about to be sent, oldest first from `head`; replies settle them in order. */
+  private waiting: Array<Pending | undefined> = [];
+  private head = 0;
+  /** Requests of this turn, posted together on the next setImmediate. */
+  private outbox: WriteOp[] = [];
+  private posting: NodeJS.Immediate | null = null;
+  private closed = false;
+  private closing: Promise<void> | null = null;
+  private failure: Error | null = null;
+
+  /** Open (creating if needed) and migrate the database, then start the writer. Throws StoreUnavailableError if it cannot. */
+  static async open(options: SqliteStoreOptions): Promise<SqliteStore> {
+    const sync = options.synchronous ?? 'FULL';
+    const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
     let db: Database.Database | undefined;
+    let store: SqliteStore;
     try {
-      db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
-      db.pragma('journal_mode = WAL');
-      db.pragma(`synchronous = ${this.sync}`);
-      db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? 5000}`);
+      db = openConnection(options.path, sync, busyTimeoutMs);
+      // Migrations run here, once, before the writer's connection opens.
       migrate(db);
-      this.st = prepareStatements(db);
+      store = new SqliteStore(db, sync, options.onFailure);
     } catch (err) {
       db?.close();
       throw isUnavailable(err) ? unavailable(err) : err;
     }
-    this.db = db;
-    this.savepoint = db.transaction((run: () => unknown) => run());
-    this.group = db.transaction((batch: Pending[]) => {
-      const outcomes: Outcome[] = [];
-      for (const p of batch) {
-        try {
-          outcomes.push({ ok: true, value: this.savepoint(p.run) });
-        } catch (error) {
-          // The backend failed (not the request), or SQLite ended the outer transaction:
-          // abandon the whole group.
-          if (isUnavailable(error) || !this.db.inTransaction) throw error;
-          outcomes.push({ ok: false, error });
-        }
+    try {
+      if (options.path === ':memory:' || options.path === '') {
+        store.link = new InlineLink(new SqliteWrites(db), store.onReply);
+      } else {
+        store.link = await WorkerLink.start({ path: options.path, synchronous: sync, busyTimeoutMs }, store.onReply, store.onFailure);
       }
-      return outcomes;
-    });
+    } catch (err) {
+      db.close();
+      throw isUnavailable(err) ? unavailable(err) : err;
+    }
+    return store;
+  }
+
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly sync: 'FULL' | 'NORMAL',
+    private readonly failureHook: ((err: Error) => void) | undefined,
+  ) {
+    this.st = prepareReads(db);
   }
 
   info(): StoreInfo {
     return { kind: 'sqlite', sync: this.sync };
   }
 
-  // ---- group commit -------------------------------------------------------------------------
+  /** Why the writer thread stopped, if it did; writes reject while this is set. */
+  writerFailure(): Error | null {
+    return this.failure;
+  }
 
-  private write<T>(run: () => T): Promise<T> {
+  // ---- writes -------------------------------------------------------------------------------
+
+  private write<T>(op: WriteOp): Promise<T> {
     if (this.closed) return Promise.reject(new StoreUnavailableError('sqlite store is closed'));
+    if (this.failure !== null) return Promise.reject(this.writerDown());
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ run, resolve: resolve as (v: unknown) => void, reject });
-      this.schedule();
+      this.waiting.push({ resolve: resolve as (v: unknown) => void, reject });
+      this.outbox.push(op);
+      this.posting ??= setImmediate(this.post);
     });
   }
 
-  /**
-   * Flush on the next turn; but under load (the previous flush was less than GROUP_WINDOW_MS
-   * ago) wait out the window, so more requests share one transaction and one fsync.
-   */
-  private schedule(): void {
-    if (this.scheduled !== null || this.delayed !== null) return;
-    const wait = this.lastFlush + GROUP_WINDOW_MS - performance.now();
-    if (wait > 0) {
-      this.delayed = setTimeout(() => {
-        this.delayed = null;
-        this.flush(false);
-      }, wait);
-      return;
+  /** One message to the writer per event-loop turn. */
+  private readonly post = (): void => {
+    this.posting = null;
+    if (this.outbox.length === 0) return;
+    const ops = this.outbox;
+    this.outbox = [];
+    this.link.post(ops);
+  };
+
+  /** The outcome of the next `r.n` requests, settled in the order they were made. */
+  private readonly onReply = (r: GroupReply): void => {
+    const start = this.head;
+    this.head += r.n;
+    const failed = r.fail === undefined ? null : fromPlainError(r.fail);
+    const { values, errors } = r;
+    let vi = 0;
+    let ei = 0;
+    for (let i = 0; i < r.n; i++) {
+      const p = this.waiting[start + i];
+      this.waiting[start + i] = undefined;
+      if (p === undefined) continue;
+      if (failed !== null) p.reject(failed);
+      else if (errors[ei] === i) {
+        p.reject(fromPlainError(errors[ei + 1] as PlainWriteError));
+        ei += 2;
+      } else if (values[vi] === i) {
+        p.resolve(values[vi + 1]);
+        vi += 2;
+      } else p.resolve(undefined);
     }
-    this.scheduled = setImmediate(() => {
-      this.scheduled = null;
-      this.flush(false);
-    });
-  }
+    if (this.head === this.waiting.length) {
+      this.waiting = [];
+      this.head = 0;
+    } else if (this.head > 4096 && this.head * 2 > this.waiting.length) {
+      this.waiting = this.waiting.slice(this.head);
+      this.head = 0;
+    }
+  };
 
-  /** Runs queued requests in groups of at most MAX_GROUP; all of them when `drain`, else one group. */
-  private flush(drain: boolean): void {
-    this.lastFlush = performance.now();
-    do {
-      const batch = this.queue.splice(0, MAX_GROUP);
-      if (batch.length === 0) break;
-      let outcomes: Outcome[];
-      try {
-        outcomes = this.group.immediate(batch);
-      } catch (err) {
-        const e = unavailable(err);
-        for (const p of batch) p.reject(e);
-        continue;
-      }
-      batch.forEach((p, i) => {
-        const o = outcomes[i];
-        if (o === undefined) p.reject(new StoreUnavailableError('sqlite store: request lost in group commit'));
-        else if (o.ok) p.resolve(o.value);
-        else p.reject(o.error);
-      });
-    } while (drain);
-    // Let other work (reads, timers, I/O) in between big groups.
-    if (this.queue.length > 0) this.schedule();
+  private readonly onFailure = (err: Error): void => {
+    if (this.failure !== null) return;
+    this.failure = err;
+    if (this.posting !== null) clearImmediate(this.posting);
+    this.posting = null;
+    this.outbox = [];
+    const e = this.writerDown();
+    const waiting = this.waiting;
+    const head = this.head;
+    this.waiting = [];
+    this.head = 0;
+    for (let i = head; i < waiting.length; i++) waiting[i]?.reject(e);
+    this.failureHook?.(err);
+  };
+
+  private writerDown(): StoreUnavailableError {
+    return new StoreUnavailableError(`sqlite store unavailable: writer stopped: ${this.failure?.message}`, {
+      cause: this.failure,
+    });
   }
 
   private read<T>(run: () => T): Promise<T> {
@@ -348,98 +400,11 @@ export class SqliteStore implements Store {
   // ---- conversations ------------------------------------------------------------------------
 
   activate(conv: string, epoch: number): Promise<ConversationRecord | null> {
-    return this.write(() => {
-      const row = this.st.convGet.get(conv);
-      if (row !== undefined && row.owner_epoch > epoch) {
-        throw new StoreConflictError(
-          'stale_epoch',
-          `${conv}: claimed at epoch ${row.owner_epoch}, activate at ${epoch} refused`,
-        );
-      }
-      this.st.convClaim.run(conv, epoch);
-      if (row === undefined || row.kind === null) return null;
-      const rec: ConversationRecord = {
-        conv,
-        kind: row.kind,
-        lastSeq: row.last_seq,
-        members: this.st.memberAll.all(conv).map(toMember),
-      };
-      if (row.title !== null) rec.title = row.title;
-      return rec;
-    });
+    return this.write({ op: 'activate', conv, epoch });
   }
 
   commit(req: CommitRequest): Promise<void> {
-    return this.write(() => this.applyCommit(req));
-  }
-
-  private applyCommit(req: CommitRequest): void {
-    const { conv } = req;
-    const row = this.st.convGet.get(conv);
-    if (row === undefined || row.owner_epoch !== req.epoch) {
-      throw new StoreConflictError(
-        'stale_epoch',
-        row === undefined
-          ? `${conv}: not claimed, commit at epoch ${req.epoch} refused`
-          : `${conv}: claimed at epoch ${row.owner_epoch}, commit at epoch ${req.epoch} refused`,
-      );
-    }
-    if (row.last_seq !== req.expectedLastSeq) {
-      throw new StoreConflictError(
-        'head_mismatch',
-        `${conv}: head is ${row.last_seq}, commit expected ${req.expectedLastSeq}`,
-      );
-    }
-    req.messages.forEach((m, i) => {
-      if (m.seq !== req.expectedLastSeq + 1 + i) {
-        throw new StoreConflictError(
-          'head_mismatch',
-          `${conv}: message #${i} has seq ${m.seq}, expected ${req.expectedLastSeq + 1 + i}`,
-        );
-      }
-      if (m.conv !== conv) throw new TypeError(`commit to ${conv} carries a message of ${m.conv}`);
-    });
-    const keys = new Set<string>();
-    const existing: Array<{ from: string; cmid: string; seq: number }> = [];
-    for (const m of req.messages) {
-      const key = JSON.stringify([m.from, m.cmid]);
-      if (keys.has(key)) throw new TypeError(`commit to ${conv} carries ${m.from}/${m.cmid} twice`);
-      keys.add(key);
-      const dup = this.st.msgDup.get(conv, m.from, m.cmid);
-      if (dup !== undefined) existing.push({ from: m.from, cmid: m.cmid, seq: dup.seq });
-    }
-    if (existing.length > 0) throw new DuplicateMessageError(existing);
-
-    if (row.kind === null) {
-      if (req.kind === undefined) throw new TypeError(`first commit to ${conv} must set kind`);
-      this.st.convCreate.run(req.kind, req.title ?? null, conv);
-    } else if (req.title !== undefined) {
-      this.st.convTitle.run(req.title, conv);
-    }
-    for (const m of req.messages) {
-      this.st.msgInsert.run(
-        conv,
-        m.seq,
-        m.from,
-        m.cmid,
-        m.ts,
-        m.kind,
-        m.body ?? null,
-        json(m.media),
-        m.reply?.seq ?? null,
-        json(m.sys),
-      );
-    }
-    const last = req.messages.at(-1);
-    if (last !== undefined) this.st.convHead.run(last.seq, last.ts, conv);
-    for (const change of req.members ?? []) {
-      if (change.op === 'remove') {
-        this.st.memberRemove.run(conv, change.user);
-      } else {
-        const mb = change.member;
-        this.st.memberUpsert.run(conv, mb.user, mb.role, mb.joinedSeq, mb.delivered, mb.read);
-      }
-    }
+    return this.write({ op: 'commit', req });
   }
 
   findDuplicate(conv: string, from: string, cmid: string): Promise<number | null> {
@@ -447,9 +412,7 @@ export class SqliteStore implements Store {
   }
 
   saveWatermarks(conv: string, updates: WatermarkUpdate[]): Promise<void> {
-    return this.write(() => {
-      for (const u of updates) this.st.watermarks.run(u.delivered, u.read, conv, u.user);
-    });
+    return this.write({ op: 'watermarks', conv, updates });
   }
 
   messages(conv: string, fromSeq: number, toSeq: number, limit: number): Promise<ChatMessage[]> {
@@ -496,9 +459,7 @@ export class SqliteStore implements Store {
   }
 
   saveLastSeen(entries: Array<{ user: string; at: number }>): Promise<void> {
-    return this.write(() => {
-      for (const e of entries) this.st.lastSeenSave.run(e.user, e.at);
-    });
+    return this.write({ op: 'lastSeen', entries });
   }
 
   lastSeen(users: string[]): Promise<Map<string, number>> {
@@ -513,25 +474,11 @@ export class SqliteStore implements Store {
   // ---- media --------------------------------------------------------------------------------
 
   putMedia(rec: MediaRecord): Promise<void> {
-    return this.write(() => {
-      this.st.mediaPut.run(
-        rec.id,
-        rec.owner,
-        rec.mime,
-        rec.size,
-        rec.name ?? null,
-        rec.key,
-        rec.sha256 ?? null,
-        rec.createdAt,
-        rec.completedAt ?? null,
-      );
-    });
+    return this.write({ op: 'putMedia', rec });
   }
 
   completeMedia(id: string, sha256: string, size: number, at: number): Promise<void> {
-    return this.write(() => {
-      this.st.mediaComplete.run(sha256, size, at, id);
-    });
+    return this.write({ op: 'completeMedia', id, sha256, size, at });
   }
 
   media(id: string): Promise<MediaRecord | null> {
@@ -542,9 +489,7 @@ export class SqliteStore implements Store {
   }
 
   addMediaRef(media: string, conv: string): Promise<void> {
-    return this.write(() => {
-      this.st.mediaRefAdd.run(media, conv);
-    });
+    return this.write({ op: 'addMediaRef', media, conv });
   }
 
   mediaRefs(media: string): Promise<string[]> {
@@ -556,27 +501,28 @@ export class SqliteStore implements Store {
   }
 
   deleteMedia(id: string): Promise<void> {
-    return this.write(() => {
-      this.st.mediaDelete.run(id);
-      this.st.mediaRefsDelete.run(id);
-    });
+    return this.write({ op: 'deleteMedia', id });
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
 
-  /** Commits what is queued, then closes the database. Later calls reject with StoreUnavailableError. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    if (this.scheduled !== null) {
-      clearImmediate(this.scheduled);
-      this.scheduled = null;
-    }
-    if (this.delayed !== null) {
-      clearTimeout(this.delayed);
-      this.delayed = null;
-    }
-    this.flush(true);
-    this.closed = true;
-    this.db.close();
+  /**
+   * Commits what is queued, stops the writer, then closes the read connection. Calls made
+   * from now on reject with StoreUnavailableError.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      if (this.posting !== null) {
+        clearImmediate(this.posting);
+        this.post();
+      }
+      try {
+        await this.link.close();
+      } finally {
+        this.db.close();
+      }
+    })();
+    return this.closing;
   }
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { StoreConflictError, StoreUnavailableError } from '../../src/actors/ports/errors.js';
+import { DuplicateMessageError, StoreConflictError, StoreUnavailableError } from '../../src/actors/ports/errors.js';
 import type { ChatMessage } from '../../src/protocol/frames.js';
 import type { MemberRecord } from '../../src/actors/ports/store.js';
 import { SqliteStore } from '../../src/storage/sqlite-store.js';
@@ -160,6 +160,70 @@ describe('SqliteStore', () => {
     expect(await s.activate('g:busy', 1)).toBeNull();
     await s.commit({ conv: 'g:busy', epoch: 1, expectedLastSeq: 0, messages: [text('g:busy', 1, 'a')], kind: 'group' });
     expect((await s.activate('g:busy', 1))?.lastSeq).toBe(1);
+  });
+
+  it('a write waiting for a lock does not block the event loop (writes run on the writer thread)', async () => {
+    const path = freshPath();
+    const s = await SqliteStore.open({ path, busyTimeoutMs: 400 });
+    open.push(s);
+    await s.activate('g:loop', 1);
+    const other = new Database(path);
+    try {
+      other.exec('BEGIN IMMEDIATE');
+      const started = performance.now();
+      const pending = rejection(
+        s.commit({ conv: 'g:loop', epoch: 1, expectedLastSeq: 0, messages: [text('g:loop', 1, 'a')], kind: 'group' }),
+      );
+      // The timer fires on time while the writer waits out its busy timeout.
+      await new Promise((r) => setTimeout(r, 20));
+      expect(performance.now() - started).toBeLessThan(300);
+      expect(await s.messages('g:loop', 0, 10, 10)).toEqual([]);
+      expect(await pending).toBeInstanceOf(StoreUnavailableError);
+      other.exec('ROLLBACK');
+    } finally {
+      other.close();
+    }
+  });
+
+  it('refusals keep their class, fields and message across the thread', async () => {
+    const s = await openStore(freshPath());
+    await s.activate('g:err', 2);
+    await s.commit({ conv: 'g:err', epoch: 2, expectedLastSeq: 0, messages: [text('g:err', 1, 'a')], kind: 'group' });
+    const stale = await rejection(s.commit({ conv: 'g:err', epoch: 1, expectedLastSeq: 1, messages: [text('g:err', 2, 'a')] }));
+    expect(stale).toBeInstanceOf(StoreConflictError);
+    expect(stale).toMatchObject({ reason: 'stale_epoch', code: 'unavailable', retryable: true, name: 'StoreConflictError' });
+    expect((stale as Error).message).toBe('g:err: claimed at epoch 2, commit at epoch 1 refused');
+    const head = await rejection(s.commit({ conv: 'g:err', epoch: 2, expectedLastSeq: 0, messages: [text('g:err', 1, 'a')] }));
+    expect((head as Error).message).toBe('g:err: head is 1, commit expected 0');
+    const dup = await rejection(
+      s.commit({ conv: 'g:err', epoch: 2, expectedLastSeq: 1, messages: [{ ...text('g:err', 2, 'a'), cmid: 'c1' }] }),
+    );
+    expect(dup).toBeInstanceOf(DuplicateMessageError);
+    expect((dup as DuplicateMessageError).existing).toEqual([{ from: 'a', cmid: 'c1', seq: 1 }]);
+    expect((dup as Error).message).toBe('duplicate message keys: a/c1');
+    const twice = await rejection(
+      s.commit({ conv: 'g:err', epoch: 2, expectedLastSeq: 1, messages: [text('g:err', 2, 'a'), { ...text('g:err', 3, 'a'), cmid: 'c2' }] }),
+    );
+    expect(twice).toBeInstanceOf(TypeError);
+    expect((twice as Error).message).toBe('commit to g:err carries a/c2 twice');
+    expect((await s.activate('g:err', 2))?.lastSeq).toBe(1);
+  });
+
+  it('if the writer thread dies, pending and later writes reject with StoreUnavailableError; reads go on', async () => {
+    const failures: Error[] = [];
+    const s = await SqliteStore.open({ path: freshPath(), onFailure: (e) => failures.push(e) });
+    open.push(s);
+    await s.activate('g:dead', 1);
+    await s.commit({ conv: 'g:dead', epoch: 1, expectedLastSeq: 0, messages: [text('g:dead', 1, 'a')], kind: 'group' });
+    // Reach into the store to kill its writer, as a crash would.
+    const worker = (s as unknown as { link: { worker: { terminate(): Promise<number> } } }).link.worker;
+    const pending = rejection(s.commit({ conv: 'g:dead', epoch: 1, expectedLastSeq: 1, messages: [text('g:dead', 2, 'a')] }));
+    await worker.terminate();
+    expect(await pending).toBeInstanceOf(StoreUnavailableError);
+    expect(await rejection(s.saveLastSeen([{ user: 'a', at: 1 }]))).toBeInstanceOf(StoreUnavailableError);
+    expect(failures).toHaveLength(1);
+    expect(s.writerFailure()).toBe(failures[0]);
+    expect((await s.messages('g:dead', 0, 10, 10)).map((m) => m.seq)).toEqual([1]);
   });
 
   it('userConversations is ordered by the time of the last message, newest first', async () => {
