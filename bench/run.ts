@@ -12,12 +12,20 @@
  *   group    a 200-member group's fan-out (deliveries/s, p99 to the last member at 50 sends/s)
  *            vs a raw `ws` broadcast server (bench/suite-group.ts);
  *   backlog  backlog drain at hello → synced vs a raw `ws` server pushing as many frames
- *            (bench/suite-backlog.ts).
+ *            (bench/suite-backlog.ts);
+ *   failover kill -9 of a node of 3 (≥ 10 times, in rotation) → the next ack in each
+ *            conversation it affected (bench/suite-failover.ts);
+ *   join     a 4th node joining 3 under load → every partition it gains serving on it, and
+ *            the client-visible errors meanwhile (bench/suite-join.ts).
  *
  * Every process the bench starts is stopped by PID, also on errors (bench/children.ts,
- * bench/servers.ts); runs alternate and the tables report medians. Progress goes to stderr,
- * the tables to stdout, and everything to bench/results/bench-<timestamp>.json.
- * `--quick` keeps every suite but makes it tiny: a harness check for CI.
+ * bench/servers.ts); runs alternate and the tables report medians. The suites on Cassandra
+ * run last and share one Cassandra. Progress goes to stderr; to stdout the per-suite tables,
+ * then, last, "Switchboard performance targets" (one line per row of the performance issue,
+ * bench/report.ts); everything to bench/results/bench-<timestamp>.json and a picture to
+ * bench/results/bench-<timestamp>.svg (bench/chart.ts; with --update-docs also docs/bench.svg).
+ * `--quick` keeps every suite but makes it tiny: a harness check for CI (exit 1 on failed runs
+ * and violations, never on missed targets).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
@@ -33,7 +41,11 @@ import { runClusterSuite } from './suite-cluster.js';
 import { runMemorySuite } from './suite-memory.js';
 import { runGroupSuite } from './suite-group.js';
 import { runBacklogSuite } from './suite-backlog.js';
-import { natsServerVersion } from './servers.js';
+import { runFailoverSuite } from './suite-failover.js';
+import { runJoinSuite } from './suite-join.js';
+import { holdCassandra, natsServerVersion } from './servers.js';
+import { type Machine, buildTargets, formatTargets } from './report.js';
+import { renderChart } from './chart.js';
 
 // ------------------------------------------------------------------------------ flags
 
@@ -72,7 +84,15 @@ const program = new Command('bench')
   .option('--group-members <n>', 'group suite: members of the group (SB_MAX_GROUP, default 200, caps it)', posInt(1000), 200)
   .option('--group-fanout-senders <n>', 'group suite: members sending back to back', posInt(99), 4)
   .option('--backlog-msgs <n>', 'backlog suite: messages waiting for the offline user', posInt(1_000_000), 10_000)
-  .option('--quick', 'harness check: every suite, tiny (1 s window, 4 pairs, window 4, 1 run, small groups, 8 partitions)', false)
+  .option('--failover-kills <n>', 'failover suite: kill -9 + restart of a node, in rotation (the samples)', posInt(100), 10)
+  .option('--heartbeat-ms <ms>', 'failover and join suites: SB_HEARTBEAT_MS of the nodes', posInt(60_000), 250)
+  .option('--failure-ms <ms>', 'failover and join suites: SB_FAILURE_MS (≥ 2 × heartbeat)', posInt(600_000), 1000)
+  .option('--ack-wait-ms <ms>', 'failover and join suites: SB_ACK_WAIT_MS', posInt(600_000), 1000)
+  .option('--ha-partitions <n>', 'failover and join suites: SB_PARTITIONS', posInt(1024), 64)
+  .option('--ha-pairs <n>', 'failover and join suites: DM pairs of SDK clients (both users send)', posInt(500), 12)
+  .option('--ha-interval-ms <ms>', 'failover and join suites: each user sends every this many ms', posInt(60_000), 100)
+  .option('--update-docs', 'also write the picture to docs/bench.svg (the README embeds it)', false)
+  .option('--quick', 'harness check: every suite, tiny (1 s window, 4 pairs, window 4, 1 run, small groups, 8 partitions, 2 kills)', false)
   .option('--cpu-prof', 'also write V8 CPU profiles of the nodes to bench/results/prof-<timestamp>/ and summarise them', false)
   .allowExcessArguments(false);
 program.parse(process.argv.slice(2), { from: 'user' });
@@ -93,6 +113,14 @@ const raw = program.opts<{
   groupMembers: number;
   groupFanoutSenders: number;
   backlogMsgs: number;
+  failoverKills: number;
+  heartbeatMs: number;
+  failureMs: number;
+  ackWaitMs: number;
+  haPartitions: number;
+  haPairs: number;
+  haIntervalMs: number;
+  updateDocs: boolean;
   quick: boolean;
   cpuProf: boolean;
 }>();
@@ -125,6 +153,14 @@ const settings: Settings = {
   groupMembers: q('groupMembers', 20, raw.groupMembers),
   groupSenders2: q('groupFanoutSenders', 2, raw.groupFanoutSenders),
   backlogMsgs: q('backlogMsgs', 1000, raw.backlogMsgs),
+  failoverKills: q('failoverKills', 2, raw.failoverKills),
+  heartbeatMs: raw.heartbeatMs,
+  failureMs: raw.failureMs,
+  ackWaitMs: raw.ackWaitMs,
+  haPartitions: q('haPartitions', 8, raw.haPartitions),
+  haPairs: q('haPairs', 6, raw.haPairs),
+  haIntervalMs: raw.haIntervalMs,
+  haWarmupSeconds: quick ? 1 : 3,
   nodeFlags: ['--dev', '--host', '127.0.0.1', '--port', '0', '--log-level', 'warn', '--rate', '1000000', '--node-id', 'bench'],
   nodeEnv: Object.fromEntries(
     Object.entries(process.env)
@@ -133,6 +169,7 @@ const settings: Settings = {
   ),
 };
 if (settings.commitBatch === 1) throw new InvalidArgumentError('--commit-batch: the "on" setting must be above 1');
+if (settings.failureMs < 2 * settings.heartbeatMs) throw new InvalidArgumentError('--failure-ms: at least twice --heartbeat-ms (the node refuses less)');
 
 /** A generous bound on a suite's wall time: after it the bench stops (children are killed). */
 function budgetSeconds(suite: SuiteName): number {
@@ -151,6 +188,10 @@ function budgetSeconds(suite: SuiteName): number {
       return s.runs * 2 * (60 + 2 * run(s.warmupSeconds));
     case 'backlog':
       return s.runs * 2 * (60 + s.backlogMsgs / 100);
+    case 'failover':
+      return 300 + s.failoverKills * (90 + (s.failureMs + s.ackWaitMs) / 250);
+    case 'join':
+      return 300 + s.runs * 240;
   }
 }
 
@@ -175,16 +216,34 @@ async function main(): Promise<number> {
   const buildAtStart = buildFingerprint();
   progress(`dist: built ${buildAtStart.distBuiltAt ?? '?'}, sha1 ${buildAtStart.distSha1 ?? '?'}`);
   const reports: SuiteReport[] = [];
-  const runners = { ws: runWsSuite, cql: runCqlSuite, cluster: runClusterSuite, memory: runMemorySuite, group: runGroupSuite, backlog: runBacklogSuite } as const;
-  for (const suite of settings.suites) {
-    const t = Date.now();
-    try {
-      reports.push(await runners[suite]({ settings, profDir }));
-    } catch (err) {
-      progress(`suite ${suite} FAILED: ${errText(err)}`);
-      reports.push({ suite, header: `${suite} — failed: ${errText(err)}`, tables: [], summary: null, runs: [], violations: 1, versions: {}, profiles: [], error: errText(err) });
+  const runners = {
+    ws: runWsSuite,
+    cql: runCqlSuite,
+    cluster: runClusterSuite,
+    memory: runMemorySuite,
+    group: runGroupSuite,
+    backlog: runBacklogSuite,
+    failover: runFailoverSuite,
+    join: runJoinSuite,
+  } as const;
+  const durations: Record<string, number> = {};
+  // One Cassandra for every suite that needs one (they run back to back, last).
+  const releaseCassandra = holdCassandra();
+  try {
+    for (const [i, suite] of settings.suites.entries()) {
+      const t = Date.now();
+      progress(`suite ${i + 1}/${settings.suites.length}: ${suite}`);
+      try {
+        reports.push(await runners[suite]({ settings, profDir }));
+      } catch (err) {
+        progress(`suite ${suite} FAILED: ${errText(err)}`);
+        reports.push({ suite, header: `${suite} — failed: ${errText(err)}`, tables: [], summary: null, runs: [], violations: 1, versions: {}, profiles: [], error: errText(err) });
+      }
+      durations[suite] = Math.round((Date.now() - t) / 1000);
+      progress(`suite ${suite}: ${durations[suite]} s`);
     }
-    progress(`suite ${suite}: ${((Date.now() - t) / 1000).toFixed(0)} s`);
+  } finally {
+    await releaseCassandra();
   }
 
   // One profile summary per suite and configuration on stderr (all of them are in the JSON).
@@ -200,7 +259,7 @@ async function main(): Promise<number> {
 
   const versions: Record<string, string> = { node: process.version };
   for (const r of reports) Object.assign(versions, r.versions);
-  if (!versions.natsServer && settings.suites.includes('cluster')) versions.natsServer = natsServerVersion();
+  if (!versions.natsServer && settings.suites.some((x) => x === 'cluster' || x === 'failover' || x === 'join')) versions.natsServer = natsServerVersion();
   const loadAtEnd = loadavg().map((x) => round(x, 2));
   const buildAtEnd = buildFingerprint();
   const rebuilt = buildAtEnd.distSha1 !== buildAtStart.distSha1;
@@ -215,7 +274,33 @@ async function main(): Promise<number> {
     out.push('', `## ${r.header}`);
     for (const t of r.tables) out.push('', t.title, table(t.rows));
   }
+  const machine: Machine = {
+    cores: availableParallelism(),
+    cpuModel: cpus()[0]?.model?.trim() ?? '?',
+    memGiB: round(totalmem() / 2 ** 30, 1),
+    node: process.version,
+    natsServer: versions.natsServer ?? null,
+    cassandra: versions.cassandra ?? null,
+    loadStart: loadAtStart,
+    loadEnd: loadAtEnd,
+    quick: settings.quick,
+    stamp: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+    distSha1: buildAtStart.distSha1,
+  };
+  const targets = buildTargets(reports, settings, machine);
+  // Last on stdout: the one table a person reads first.
+  out.push('', '', formatTargets(targets.lines, machine));
   process.stdout.write(`${out.join('\n')}\n`);
+
+  const svg = renderChart(targets.chart);
+  const svgFile = join(RESULTS, `bench-${stamp}.svg`);
+  writeFileSync(svgFile, svg);
+  progress(`picture: ${relative(ROOT, svgFile)}`);
+  if (raw.updateDocs) {
+    mkdirSync(join(ROOT, 'docs'), { recursive: true });
+    writeFileSync(join(ROOT, 'docs', 'bench.svg'), svg);
+    progress('picture: docs/bench.svg updated');
+  }
 
   const file = join(RESULTS, `bench-${stamp}.json`);
   writeFileSync(
@@ -227,6 +312,9 @@ async function main(): Promise<number> {
         versions,
         build: { atStart: buildAtStart, atEnd: buildAtEnd },
         settings,
+        durationsSeconds: durations,
+        targets: targets.lines,
+        chart: targets.chart,
         suites: reports.map((r) => ({ suite: r.suite, header: r.header, error: r.error, violations: r.violations, tables: r.tables, summary: r.summary, runs: r.runs, profiles: r.profiles })),
       },
       null,

@@ -15,21 +15,17 @@
  * rebalance for a while), then warms up before measuring.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { type Child, spawnNode, stopChild } from './children.js';
+import { stopChild } from './children.js';
 import { BODY, type E2EResult, runE2E } from './loadgen.js';
 import { unexpectedText } from './suite-cql.js';
 import {
-  GUARD,
   type GroupCpu,
-  NODE_ENTRY,
   type NodeMetrics,
-  ROOT,
   type Row,
-  TMP_PREFIX,
   devToken,
   errText,
   fmt,
@@ -40,11 +36,9 @@ import {
   ratio,
   ratioNum,
   scrape,
-  sleep,
-  waitHealthz,
 } from './common.js';
 import { type RawResult, runRawJetStream } from './jetstream-raw.js';
-import { type Cassandra, type NatsCluster, freshKeyspace, natsConnect, startCassandra, startNatsCluster } from './servers.js';
+import { type Cassandra, type ClusterNode, type ClusterServers, type NatsCluster, clusterEnv, freshKeyspace, natsConnect, startClusterServers, startNodes } from './servers.js';
 import { type ProfileSummary, summariseProfile } from './profile.js';
 import type { Settings, SuiteContext, SuiteReport } from './suite.js';
 
@@ -80,127 +74,6 @@ interface ClusterRun {
   /** Nodes started again after exiting at start (see startNodes). */
   startRetries?: string[];
   profileDir?: string;
-}
-
-interface ClusterNode {
-  id: string;
-  child: Child;
-  base: string;
-  ws: string;
-  members: string[];
-  owned: number | null;
-  lastChange: number;
-  /** Membership changes and rebalances as the node logged them. */
-  events: Array<{ t: number; what: 'membership' | 'rebalance'; detail: string }>;
-  /** Warnings and errors the node logged: message → count, with the time of each. */
-  warnings: Array<{ t: number; msg: string }>;
-}
-
-/**
- * Start `count` nodes — the first alone (it creates the stream and the KV buckets), then the
- * others together — and wait until they are healthy and their partitions settled. A node
- * that exits at start because a just-created R3 bucket has no leader yet ("no responders")
- * is started again, up to twice; `retries` counts that.
- */
-async function startNodes(
-  s: Settings,
-  count: number,
-  env: NodeJS.ProcessEnv,
-  dirs: string[],
-  profileDir: string | undefined,
-  nodes: ClusterNode[],
-): Promise<{ healthyMs: number; settledMs: number; retries: string[] }> {
-  const t0 = Date.now();
-  const retries: string[] = [];
-  const one = async (i: number): Promise<void> => {
-    const id = `n${i + 1}`;
-    for (let attempt = 1; ; attempt++) {
-      const dataDir = mkdtempSync(join(tmpdir(), TMP_PREFIX));
-      dirs.push(dataDir);
-      const state = {
-        members: [] as string[],
-        owned: null as number | null,
-        lastChange: Date.now(),
-        fatal: '',
-        events: [] as ClusterNode['events'],
-        warnings: [] as ClusterNode['warnings'],
-      };
-      try {
-        const child = await spawnNode({
-          label: id,
-          args: [
-            '--import',
-            GUARD,
-            ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : []),
-            NODE_ENTRY,
-            '--dev',
-            '--host',
-            '127.0.0.1',
-            '--port',
-            '0',
-            '--node-id',
-            id,
-            '--data-dir',
-            dataDir,
-          ],
-          cwd: ROOT,
-          env: { ...env, SB_NODE_ID: id },
-          ready: /Switchboard dev node on http:\/\/127\.0\.0\.1:(\d+)/,
-          // The node logs at info (the bench follows its membership and rebalances); forward warnings and worse.
-          quiet: /^\s+(token|websocket|health|web app):|"level":(10|20|30)[,}]/,
-          onLine: (line) => {
-            if (line.startsWith('switchboard: cannot start')) state.fatal = line;
-            if (!line.startsWith('{')) return;
-            try {
-              const j = JSON.parse(line) as { level?: number; msg?: string; members?: string[]; gone?: string[]; owned?: number; gained?: number; lost?: number };
-              const t = Date.now();
-              if (j.msg === 'membership changed' && Array.isArray(j.members)) {
-                state.members = j.members;
-                state.lastChange = t;
-                state.events.push({ t, what: 'membership', detail: `members [${j.members.join(',')}]${j.gone?.length ? `, gone [${j.gone.join(',')}]` : ''}` });
-              } else if (j.msg === 'partitions rebalanced' && typeof j.owned === 'number') {
-                state.owned = j.owned;
-                state.lastChange = t;
-                state.events.push({ t, what: 'rebalance', detail: `owns ${j.owned} (gained ${j.gained ?? '?'}, lost ${j.lost ?? '?'})` });
-              } else if ((j.level ?? 0) >= 40 && j.msg) {
-                state.warnings.push({ t, msg: j.msg });
-              }
-            } catch {
-              /* not a log line */
-            }
-          },
-          timeoutMs: 180_000,
-        });
-        const port = child.ready[1];
-        nodes.push(Object.assign(state, { id, child, base: `http://127.0.0.1:${port}`, ws: `ws://127.0.0.1:${port}/ws` }));
-        return;
-      } catch (err) {
-        if (attempt >= 3 || !/no responders/.test(state.fatal)) throw err;
-        retries.push(`${id}: ${state.fatal}`);
-        progress(`${id} exited at start (${state.fatal}): starting it again`);
-        await sleep(500);
-      }
-    }
-  };
-  await one(0);
-  await waitHealthz(nodes[0]!.base, 60_000);
-  await Promise.all(Array.from({ length: count - 1 }, (_, i) => one(i + 1)));
-  nodes.sort((a, b) => a.id.localeCompare(b.id));
-  await Promise.all(nodes.map((n) => waitHealthz(n.base, 60_000)));
-  const healthyMs = Date.now() - t0;
-  const QUIET_MS = 1500;
-  const until = Date.now() + 180_000;
-  for (;;) {
-    const all = nodes.every((n) => n.members.length === count);
-    const owned = nodes.reduce((a, n) => a + (n.owned ?? 0), 0);
-    const quiet = nodes.every((n) => Date.now() - n.lastChange >= QUIET_MS);
-    if (all && owned === s.partitions && quiet) break;
-    if (Date.now() > until) {
-      throw new Error(`partitions did not settle within 180 s: ${nodes.map((n) => `${n.id} sees [${n.members.join(',')}], owns ${n.owned ?? '?'}`).join('; ')}`);
-    }
-    await sleep(100);
-  }
-  return { healthyMs, settledMs: Date.now() - t0 - QUIET_MS, retries };
 }
 
 /** JetStream's view of the nodes' commands, sampled about once a second in the measuring window. */
@@ -270,21 +143,7 @@ async function streamSeq(urls: string[]): Promise<{ last: number; left: number }
 
 async function nodesRun(s: Settings, nats: NatsCluster, cass: Cassandra, rec: ClusterRun, count: number, label: string, profDir: string | null): Promise<void> {
   rec.keyspace = freshKeyspace('cl');
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    SB_NATS_URL: nats.urls.join(','),
-    SB_NATS_REPLICAS: String(nats.replicas),
-    SB_CQL_CONTACT_POINTS: cass.contact,
-    SB_CQL_KEYSPACE: rec.keyspace,
-    SB_CQL_REPLICATION: 'simple:1',
-    SB_CQL_CONSISTENCY: 'ONE',
-    SB_PARTITIONS: String(s.partitions),
-    // One secret for all nodes: a token from any node's /dev/token is good on every node.
-    SB_JWT_SECRET: randomBytes(32).toString('hex'),
-    SB_RATE: '1000000',
-    SB_LOG_LEVEL: 'info',
-    SB_WEB: '0',
-  };
+  const env = clusterEnv(nats, cass, rec.keyspace, s.partitions, randomBytes(32).toString('hex'));
   const dirs: string[] = [];
   const nodes: ClusterNode[] = [];
   if (profDir) {
@@ -520,19 +379,10 @@ export async function runClusterSuite(ctx: SuiteContext): Promise<SuiteReport> {
   );
   const runs: ClusterRun[] = [];
   const versions: Record<string, string> = {};
-  const srv: { cass: Cassandra | null; nats: NatsCluster | null } = { cass: null, nats: null };
+  let srv: ClusterServers | null = null;
   try {
-    // Both at once; each is kept as soon as it is up, so a failure of the other still stops it.
-    const started = await Promise.allSettled([
-      startCassandra().then((c) => (srv.cass = c)),
-      startNatsCluster(3).then((n) => {
-        progress(`nats-server ${n.version}: 3 servers on ${n.urls.join(',')} (pids ${n.pids.join(', ')})`);
-        return (srv.nats = n);
-      }),
-    ]);
-    for (const r of started) if (r.status === 'rejected') throw r.reason;
+    srv = await startClusterServers('cluster');
     const { cass, nats } = srv;
-    if (!cass || !nats) throw new Error('servers did not start');
     versions.cassandra = cass.version;
     versions.natsServer = nats.version;
     const kinds: Kind[] = ['raw', 'node1', 'node3'];
@@ -571,8 +421,7 @@ export async function runClusterSuite(ctx: SuiteContext): Promise<SuiteReport> {
       }
     }
   } finally {
-    await srv.nats?.stop();
-    await srv.cass?.stop();
+    await srv?.stop();
   }
   const sum = summarise(s, runs);
   const profiles: ProfileSummary[] = [];

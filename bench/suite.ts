@@ -3,8 +3,12 @@ import type { Encoding } from './loadgen.js';
 import type { Row } from './common.js';
 import type { ProfileSummary } from './profile.js';
 
-export type SuiteName = 'ws' | 'cql' | 'cluster' | 'memory' | 'group' | 'backlog';
-export const SUITES: readonly SuiteName[] = ['ws', 'cql', 'cluster', 'memory', 'group', 'backlog'];
+export type SuiteName = 'ws' | 'cql' | 'cluster' | 'memory' | 'group' | 'backlog' | 'failover' | 'join';
+/**
+ * In run order: the single-node suites first, then the ones on Cassandra (and NATS) back to
+ * back, so one Cassandra serves them all and none runs beside a single-node measurement.
+ */
+export const SUITES: readonly SuiteName[] = ['ws', 'memory', 'group', 'backlog', 'cql', 'cluster', 'failover', 'join'];
 
 export interface Settings {
   suites: SuiteName[];
@@ -44,6 +48,17 @@ export interface Settings {
   groupSenders2: number;
   /** backlog suite: messages waiting for the offline user. */
   backlogMsgs: number;
+  /** failover suite: kill -9 + restart of a node, in rotation (each is a sample set). */
+  failoverKills: number;
+  /** failover and join suites: the nodes' failure detection (SB_HEARTBEAT_MS, SB_FAILURE_MS, SB_ACK_WAIT_MS). */
+  heartbeatMs: number;
+  failureMs: number;
+  ackWaitMs: number;
+  /** failover and join suites: SB_PARTITIONS, DM pairs of SDK clients, each user's send interval, warm-up. */
+  haPartitions: number;
+  haPairs: number;
+  haIntervalMs: number;
+  haWarmupSeconds: number;
   nodeFlags: string[];
   /** SB_* settings inherited from this environment (secrets redacted). */
   nodeEnv: Record<string, string | undefined>;
