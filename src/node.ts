@@ -53,6 +53,13 @@ export interface StartOptions {
   log?: Logger;
 }
 
+/**
+ * `retryMs` of the `unavailable` answer while a conversation's partition moves between nodes:
+ * a planned move takes tens of ms and a takeover about a heartbeat once the failure is
+ * detected, so clients retry soon instead of backing off for seconds.
+ */
+const MOVING_RETRY_MS = 200;
+
 async function openStore(config: Config, onFailure: (err: Error) => void): Promise<Store> {
   if (config.cqlContactPoints) {
     return CqlStore.open({
@@ -146,11 +153,11 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
         log,
         epoch: (conv) => {
           if (!control) {
-            if (config.natsUrl) throw new RequestError('unavailable', 'the node is joining the cluster, retry');
+            if (config.natsUrl) throw new RequestError('unavailable', 'the node is joining the cluster, retry', MOVING_RETRY_MS);
             return 1;
           }
           const epoch = control.coordinator.epochOf(partitionOf(convKey(conv), config.partitions));
-          if (epoch === undefined) throw new RequestError('unavailable', 'conversation is moving between nodes, retry');
+          if (epoch === undefined) throw new RequestError('unavailable', 'conversation is moving between nodes, retry', MOVING_RETRY_MS);
           return epoch;
         },
         now: Date.now,

@@ -95,8 +95,10 @@ export class Coordinator {
 
   private async release(p: number): Promise<void> {
     const epoch = this.owned.get(p);
-    this.owned.delete(p);
+    // The epoch stays ours while the host drains: commands already handed to the partition's
+    // actors commit with it (they would fail as "moving" otherwise). It stops consuming first.
     await this.opts.host.release(p);
+    this.owned.delete(p);
     if (epoch !== undefined) await this.opts.epochs.release(p, epoch);
   }
 
