@@ -20,6 +20,7 @@ import { LocalBus } from './transport/local-bus.js';
 import { JetStreamBus } from './transport/jetstream-bus.js';
 import { CqlStore } from './storage/cql-store.js';
 import { startClusterControl, type ClusterControl } from './cluster/control.js';
+import type { Coordinator } from './cluster/coordinator.js';
 import { convKey, partitionOf } from './cluster/partition.js';
 import { RequestError } from './actors/ports/index.js';
 import { randomBytes } from 'node:crypto';
@@ -152,11 +153,11 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
         courier,
         log,
         epoch: (conv) => {
-          if (!control) {
+          if (!coordinator) {
             if (config.natsUrl) throw new RequestError('unavailable', 'the node is joining the cluster, retry', MOVING_RETRY_MS);
             return 1;
           }
-          const epoch = control.coordinator.epochOf(partitionOf(convKey(conv), config.partitions));
+          const epoch = coordinator.epochOf(partitionOf(convKey(conv), config.partitions));
           if (epoch === undefined) throw new RequestError('unavailable', 'conversation is moving between nodes, retry', MOVING_RETRY_MS);
           return epoch;
         },
@@ -213,6 +214,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
 
   await router.start();
   let control: ClusterControl | null = null;
+  let coordinator: Coordinator | null = null;
   if (bus instanceof JetStreamBus) {
     control = await startClusterControl({
       nc: bus.nc,
@@ -238,6 +240,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
       onAcquiredAnywhere: (p) => gateway.reattach((q) => q === p, config.partitions),
       // The others may have dropped this node's connections from their user actors: attach them again.
       onResync: () => gateway.reattach(() => true, config.partitions),
+      onCoordinator: (c) => (coordinator = c),
     });
   } else {
     for (let p = 0; p < config.partitions; p++) await router.acquire(p);

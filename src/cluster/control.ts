@@ -28,6 +28,12 @@ export interface ClusterControlOptions {
   onAcquiredAnywhere?(partition: number): void;
   /** This node is back from a stall or a NATS blind spot (the others may have dropped it meanwhile). */
   onResync?(): void;
+  /**
+   * The coordinator exists (before it places partitions): the node's actors look their
+   * partition's epoch up in it as soon as the first partition is served, which is before
+   * `startClusterControl` returns.
+   */
+  onCoordinator?(coordinator: Coordinator): void;
 }
 
 /** Announces, to every node, that a partition is now served (and where its users' actors live). */
@@ -84,6 +90,7 @@ export async function startClusterControl(o: ClusterControlOptions): Promise<Clu
       o.nc.publish(ACQUIRED, String(p));
     },
   });
+  o.onCoordinator?.(coordinator);
   const acquired = o.nc.subscribe(ACQUIRED, {
     callback: (err, msg) => {
       if (!err) o.onAcquiredAnywhere?.(Number(msg.string()));
