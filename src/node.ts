@@ -175,13 +175,13 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
       }),
     { idleMs: config.actorIdleMs, onError: onActorError },
   );
-  const users = new ActorRegistry<UserCommand>(
-    system,
-    'user',
-    (user) =>
-      new UserActor(user, { store, courier, log, onlineWindowMs: config.onlineWindowMs, lastSeen, now: Date.now }),
-    { idleMs: Math.min(config.actorIdleMs, 10_000), onError: onActorError },
-  );
+  // One deps object for every user actor; idle users' actors are parked (registry.ts).
+  const userDeps = { store, courier, log, onlineWindowMs: config.onlineWindowMs, lastSeen, now: Date.now };
+  const users = new ActorRegistry<UserCommand>(system, 'user', (user) => new UserActor(user, userDeps), {
+    idleMs: Math.min(config.actorIdleMs, 10_000),
+    parkAfterMs: 1000,
+    onError: onActorError,
+  });
   const gateway = new Gateway({
     config,
     node: config.nodeId,

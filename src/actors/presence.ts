@@ -3,10 +3,10 @@
  * connection and its last activity is within the online window. Only `send`, `read`,
  * `typing` and `active` are activity; `lastSeen` is the time of the last one (null if never).
  *
- * `PresenceWindow` holds one user's last activity and answers "online at time t?" and
- * "when does it lapse by itself?"; `PresenceWatch` remembers what was last published so
- * that only changes of `online` are pushed. No timers, no I/O: the user actor owns the
- * one timer per online user and the pushes.
+ * Plain functions over (lastSeen, window): the user actor keeps the two numbers and the
+ * online state it last published in its own fields (no objects per user: an actor stays
+ * loaded for every user with an open connection). No timers, no I/O: the user actor owns
+ * the one timer per online user and the pushes.
  */
 
 export interface PresenceState {
@@ -14,50 +14,18 @@ export interface PresenceState {
   lastSeen: number | null;
 }
 
-export class PresenceWindow {
-  private last: number | null = null;
-
-  constructor(readonly windowMs: number) {}
-
-  get lastSeen(): number | null {
-    return this.last;
-  }
-
-  /** Record activity at `at` (or merge a stored last seen); the later time wins. Returns true when it moved. */
-  touch(at: number | null | undefined): boolean {
-    if (at === null || at === undefined || !Number.isFinite(at)) return false;
-    if (this.last !== null && at <= this.last) return false;
-    this.last = at;
-    return true;
-  }
-
-  /** Online at `now`: connected, and the last activity is less than the window ago. */
-  online(now: number, connected: boolean): boolean {
-    return connected && this.last !== null && now - this.last < this.windowMs;
-  }
-
-  /** When `online` turns false by itself (ms since the epoch), or null when it is not online at `now`. */
-  lapsesAt(now: number, connected: boolean): number | null {
-    return this.online(now, connected) ? this.last! + this.windowMs : null;
-  }
-
-  state(now: number, connected: boolean): PresenceState {
-    return { online: this.online(now, connected), lastSeen: this.last };
-  }
+/** The last seen after activity at `at` (or a stored last seen merged in): the later time wins. */
+export function later(lastSeen: number | null, at: number | null | undefined): number | null {
+  if (at === null || at === undefined || !Number.isFinite(at)) return lastSeen;
+  return lastSeen !== null && at <= lastSeen ? lastSeen : at;
 }
 
-/** The online state last published to the watchers: `update` says whether a push is due. */
-export class PresenceWatch {
-  private published = false;
+/** Online at `now`: connected, and the last activity is less than the window ago. */
+export function isOnline(lastSeen: number | null, windowMs: number, now: number, connected: boolean): boolean {
+  return connected && lastSeen !== null && now - lastSeen < windowMs;
+}
 
-  get online(): boolean {
-    return this.published;
-  }
-
-  /** Returns true when `online` differs from what was published (and records it as published). */
-  update(online: boolean): boolean {
-    if (online === this.published) return false;
-    this.published = online;
-    return true;
-  }
+/** When `online` turns false by itself (ms since the epoch), or null when it is not online at `now`. */
+export function lapsesAt(lastSeen: number | null, windowMs: number, now: number, connected: boolean): number | null {
+  return isOnline(lastSeen, windowMs, now, connected) ? lastSeen! + windowMs : null;
 }

@@ -3,6 +3,10 @@
  * passivation, and passivates idle ones. Every delivery resolves when the actor reports the
  * command complete (not when it was enqueued), so a bus can ack after the work is done.
  *
+ * nact drops dispatches to stopped actors and, by default, stops an actor and drops its
+ * mailbox on an exception; so passivation is ours (an actor is stopped only when nothing is
+ * in flight for it and it agrees), and handler errors reject the delivery instead of crashing.
+ *
  * Commands wait in the entry's run queue; the nact actor receives one "run" message whenever
  * the queue becomes non-empty and handles what is queued then, one command after the other
  * (each `handle` awaited before the next, as nact does between messages), at most RUN_BATCH
@@ -10,9 +14,15 @@
  * command cost a macrotask per command and let a busy conversation see one send per event-loop
  * turn, so its commits carried one message each.
  *
- * nact drops dispatches to stopped actors and, by default, stops an actor and drops its
- * mailbox on an exception; so passivation is ours (an actor is stopped only when nothing is
- * in flight for it and it agrees), and handler errors reject the delivery instead of crashing.
+ * Parking (`parkAfterMs`, for the user actors): an actor that must stay loaded but has had
+ * nothing to do for a while (the user of an idle open connection) keeps its state in the
+ * registry, and only its nact actor (mailbox, path, children maps, context: about a kilobyte)
+ * is stopped. The next command spawns a fresh nact actor for the same state. An actor is
+ * parked only when no command is in flight and no handler runs, so commands still run one
+ * at a time and in order. When an actor's commands are sparse (the last one came more than
+ * `parkAfterMs` before), it is parked as soon as it is done, so its nact actor dies young
+ * (cheap for the GC, never promoted to the old generation); when they are frequent, it stays
+ * until `parkAfterMs` without a command: at most one spawn per `parkAfterMs` per actor.
  */
 import { dispatch, spawn, stop, type Ref } from 'nact';
 
@@ -33,6 +43,8 @@ export interface Actor<C> {
 export interface RegistryOptions {
   /** An actor unused this long (ms) is passivated. */
   idleMs: number;
+  /** An actor unused this long (ms) that cannot passivate is parked (see above); absent: never. */
+  parkAfterMs?: number;
   onError?: (key: string, err: unknown) => void;
 }
 
@@ -47,18 +59,29 @@ const RUN = 'run' as const;
 const RUN_BATCH = 64;
 
 interface Entry<C> {
-  ref: Ref<typeof RUN>;
-  actor: Actor<C>;
-  inflight: number;
-  lastUsed: number;
+  /** The nact actor; null while parked. */
+  ref: Ref<typeof RUN> | null;
   queue: Array<Envelope<C>>;
   /** A RUN message is in the nact mailbox or being handled. */
   scheduled: boolean;
+  actor: Actor<C>;
+  inflight: number;
+  /** ms since the registry started (a small integer, not a boxed double per entry). */
+  lastUsed: number;
+  /** A handler of this actor is running. */
+  running: boolean;
+  /** Its commands are sparse: park it as soon as it is idle. */
+  eager: boolean;
 }
 
 export class ActorRegistry<C> {
   private readonly entries = new Map<string, Entry<C>>();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly epoch = Date.now();
+  private spawned = 0;
+  /** Entries whose nact actor went idle without being parked at once (checked by `parker`). */
+  private readonly unparked = new Set<Entry<C>>();
+  private readonly parker: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly parent: Ref<unknown>,
@@ -68,6 +91,14 @@ export class ActorRegistry<C> {
   ) {
     this.sweeper = setInterval(() => void this.sweep(), Math.max(50, Math.floor(opts.idleMs / 2)));
     this.sweeper.unref();
+    if (opts.parkAfterMs !== undefined) {
+      this.parker = setInterval(() => this.park(), Math.max(20, Math.floor(opts.parkAfterMs / 2)));
+      this.parker.unref();
+    }
+  }
+
+  private now(): number {
+    return Date.now() - this.epoch;
   }
 
   get size(): number {
@@ -76,16 +107,19 @@ export class ActorRegistry<C> {
 
   /** Deliver a command; resolves when the actor completes it, rejects if it failed. */
   deliver(key: string, cmd: C): Promise<void> {
-    const entry = this.entries.get(key) ?? this.spawnEntry(key);
+    const entry = this.entries.get(key) ?? this.addEntry(key);
+    const now = this.now();
+    if (this.parker) entry.eager = now - entry.lastUsed > this.opts.parkAfterMs!;
     entry.inflight++;
-    entry.lastUsed = Date.now();
+    entry.lastUsed = now;
     return new Promise<void>((resolve, reject) => {
       let settled = false;
       const settle = () => {
         if (settled) return false;
         settled = true;
         entry.inflight--;
-        entry.lastUsed = Date.now();
+        entry.lastUsed = this.now();
+        this.idle(entry);
         return true;
       };
       entry.queue.push({
@@ -97,7 +131,7 @@ export class ActorRegistry<C> {
       });
       if (!entry.scheduled) {
         entry.scheduled = true;
-        dispatch(entry.ref, RUN);
+        dispatch(entry.ref ?? this.spawnRef(key, entry), RUN);
       }
     });
   }
@@ -119,7 +153,7 @@ export class ActorRegistry<C> {
         } catch (err) {
           this.opts.onError?.(key, err);
         }
-        stop(entry.ref);
+        this.stopRef(entry);
       }),
     );
   }
@@ -132,6 +166,7 @@ export class ActorRegistry<C> {
   /** Passivate every actor (shutdown). */
   async stopAll(): Promise<void> {
     clearInterval(this.sweeper);
+    if (this.parker) clearInterval(this.parker);
     const all = [...this.entries.entries()];
     this.entries.clear();
     for (const [key, entry] of all) {
@@ -140,33 +175,78 @@ export class ActorRegistry<C> {
       } catch (err) {
         this.opts.onError?.(key, err);
       }
-      stop(entry.ref);
+      this.stopRef(entry);
     }
   }
 
-  private spawnEntry(key: string): Entry<C> {
-    const actor = this.factory(key);
+  /** How many actors have a nact actor now (not parked); for tests and metrics. */
+  get unparkedCount(): number {
+    let n = 0;
+    for (const entry of this.entries.values()) if (entry.ref) n++;
+    return n;
+  }
+
+  private addEntry(key: string): Entry<C> {
+    // Used long enough ago that its first command counts as sparse.
+    const lastUsed = this.now() - (this.opts.parkAfterMs ?? 0) - 1;
+    const entry: Entry<C> = { ref: null, queue: [], scheduled: false, actor: this.factory(key), inflight: 0, lastUsed, running: false, eager: false };
+    this.entries.set(key, entry);
+    return entry;
+  }
+
+  private stopRef(entry: Entry<C>): void {
+    this.unparked.delete(entry);
+    if (entry.ref) stop(entry.ref);
+    entry.ref = null;
+  }
+
+  /**
+   * Nothing in flight or running: an actor whose commands are sparse is parked at once, one
+   * with frequent commands once it has been quiet for `parkAfterMs`.
+   */
+  private idle(entry: Entry<C>): void {
+    if (!this.parker || entry.inflight > 0 || entry.running || entry.scheduled || !entry.ref) return;
+    if (entry.eager) this.stopRef(entry);
+    else this.unparked.add(entry);
+  }
+
+  /** Stop the nact actors of the entries idle for `parkAfterMs`, with nothing in flight or running. */
+  private park(): void {
+    const cutoff = this.now() - this.opts.parkAfterMs!;
+    for (const entry of this.unparked) {
+      if (!entry.ref) this.unparked.delete(entry);
+      else if (entry.inflight === 0 && !entry.running && !entry.scheduled && entry.lastUsed <= cutoff) this.stopRef(entry);
+      // Still busy or recently used: checked again next time (idle() adds it back when it is done).
+      else if (entry.inflight > 0 || entry.running || entry.scheduled) this.unparked.delete(entry);
+    }
+  }
+
+  private spawnRef(key: string, entry: Entry<C>): Ref<typeof RUN> {
     const onError = this.opts.onError;
-    // Assigned below, before any command can be queued.
-    let entry!: Entry<C>;
     const ref = spawn(
       this.parent,
       async (state: null) => {
         for (let n = 0; n < RUN_BATCH; n++) {
           const env = entry.queue.shift();
           if (env === undefined) break;
+          entry.running = true;
           try {
-            await actor.handle(env.cmd, env.done);
+            await entry.actor.handle(env.cmd, env.done);
           } catch (err) {
             onError?.(key, err);
             env.done.reject(err);
+          } finally {
+            entry.running = false;
           }
         }
-        if (entry.queue.length > 0) dispatch(entry.ref, RUN);
-        else entry.scheduled = false;
+        if (entry.queue.length > 0) dispatch(ref, RUN);
+        else {
+          entry.scheduled = false;
+          this.idle(entry);
+        }
         return state;
       },
-      `${this.kind}-${this.entries.size}-${Math.random().toString(36).slice(2, 10)}`,
+      `${this.kind}-${(this.spawned++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`,
       {
         initialState: null,
         onCrash: (_msg, err, ctx) => {
@@ -175,13 +255,12 @@ export class ActorRegistry<C> {
         },
       },
     ) as Ref<typeof RUN>;
-    entry = { ref, actor, inflight: 0, lastUsed: Date.now(), queue: [], scheduled: false };
-    this.entries.set(key, entry);
-    return entry;
+    entry.ref = ref;
+    return ref;
   }
 
   private async sweep(): Promise<void> {
-    const cutoff = Date.now() - this.opts.idleMs;
+    const cutoff = this.now() - this.opts.idleMs;
     for (const [key, entry] of this.entries) {
       if (entry.inflight > 0 || entry.lastUsed > cutoff || !entry.actor.canPassivate()) continue;
       // Remove first: a delivery from now on spawns a fresh actor (which reloads from the store).
@@ -191,7 +270,7 @@ export class ActorRegistry<C> {
       } catch (err) {
         this.opts.onError?.(key, err);
       }
-      stop(entry.ref);
+      this.stopRef(entry);
     }
   }
 }

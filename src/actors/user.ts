@@ -11,12 +11,17 @@
  * is online ONE timer for the moment the online window lapses. Watchers get the current
  * state when they subscribe and then every change of `online`. Last seen goes to the store
  * through the node's LastSeenWriter (batched, at most `flushMs` late).
+ *
+ * Memory: an actor stays loaded while its user has a connection, so an idle user must be
+ * cheap: the connections are a small array (usually one), the watchers a map made at the
+ * first watch, presence two fields, and the deps one object shared by every user actor of
+ * the node.
  */
 import type { Actor, Completion } from './registry.js';
 import type { ChatMessage, ServerFrame } from '../protocol/frames.js';
 import { msgFrame } from '../protocol/frames.js';
 import { type ConnRef, type Courier, type Log, type Store, type UserCommand, sameConn } from './ports/index.js';
-import { PresenceWatch, PresenceWindow } from './presence.js';
+import { isOnline, lapsesAt, later } from './presence.js';
 import type { LastSeenWriter } from './last-seen.js';
 
 export interface UserDeps {
@@ -29,16 +34,19 @@ export interface UserDeps {
   now(): number;
 }
 
-interface Connection {
-  ref: ConnRef;
-}
+/** The connections of a user with none (shared: replaced, never changed). */
+const NO_CONNS: readonly ConnRef[] = Object.freeze([]);
 
 export class UserActor implements Actor<UserCommand> {
-  private readonly conns = new Map<string, Connection>();
-  private readonly watchers = new Map<string, ConnRef>();
-  private readonly window: PresenceWindow;
-  private readonly published = new PresenceWatch();
-  /** Whether the stored last seen has been read (it is merged into `window` once). */
+  /** The user's connections, each once (replaced, never grown in place: usually one element). */
+  private conns: readonly ConnRef[] = NO_CONNS;
+  /** Presence watchers by connection; null while there are none. */
+  private watchers: Map<string, ConnRef> | null = null;
+  /** The last activity (ms since the epoch), null if never. */
+  private lastSeen: number | null = null;
+  /** The online state last pushed to the watchers (what `evaluate` decided). */
+  private published = false;
+  /** Whether the stored last seen has been read (it is merged into `lastSeen` once). */
   private lastSeenLoaded = false;
   /** Fires when the online window lapses; set only while the user is online. */
   private lapseTimer: NodeJS.Timeout | null = null;
@@ -46,12 +54,10 @@ export class UserActor implements Actor<UserCommand> {
   constructor(
     readonly user: string,
     private readonly deps: UserDeps,
-  ) {
-    this.window = new PresenceWindow(deps.onlineWindowMs);
-  }
+  ) {}
 
   canPassivate(): boolean {
-    return this.conns.size === 0 && this.watchers.size === 0;
+    return this.conns.length === 0 && this.watchers === null;
   }
 
   async passivate(): Promise<void> {
@@ -59,11 +65,11 @@ export class UserActor implements Actor<UserCommand> {
   }
 
   get connectionCount(): number {
-    return this.conns.size;
+    return this.conns.length;
   }
 
   get watcherCount(): number {
-    return this.watchers.size;
+    return this.watchers?.size ?? 0;
   }
 
   async handle(cmd: UserCommand, done: Completion): Promise<void> {
@@ -72,28 +78,28 @@ export class UserActor implements Actor<UserCommand> {
         await this.attach(cmd.conn, cmd.resume === true);
         break;
       case 'detach':
-        this.conns.delete(connKey(cmd.conn));
+        this.removeConn(cmd.conn);
         this.evaluate();
         break;
       case 'activity':
-        if (this.window.touch(cmd.at)) this.deps.lastSeen.note(this.user, cmd.at);
+        if (this.touch(cmd.at)) this.deps.lastSeen.note(this.user, cmd.at);
         this.evaluate();
         break;
       case 'watch':
         await this.loadLastSeen();
         this.evaluate();
-        this.watchers.set(connKey(cmd.watcher), cmd.watcher);
+        (this.watchers ??= new Map()).set(connKey(cmd.watcher), cmd.watcher);
         this.deps.courier.toConnection(cmd.watcher, this.presenceFrame());
         break;
       case 'unwatch':
-        this.watchers.delete(connKey(cmd.watcher));
+        if (this.watchers?.delete(connKey(cmd.watcher)) && this.watchers.size === 0) this.watchers = null;
         break;
       case 'deliver':
         this.deliver(cmd.msg, cmd.except);
         break;
       case 'push':
-        for (const c of this.conns.values()) {
-          if (!sameConn(c.ref, cmd.except)) this.deps.courier.toConnection(c.ref, cmd.frame);
+        for (const c of this.conns) {
+          if (!sameConn(c, cmd.except)) this.deps.courier.toConnection(c, cmd.frame);
         }
         break;
     }
@@ -102,13 +108,22 @@ export class UserActor implements Actor<UserCommand> {
 
   /** Forget the connections and presence watchers of nodes that left the cluster (their sockets are gone). */
   dropNodes(nodes: ReadonlySet<string>): void {
-    for (const [k, c] of this.conns) if (nodes.has(c.ref.node)) this.conns.delete(k);
-    for (const [k, w] of this.watchers) if (nodes.has(w.node)) this.watchers.delete(k);
+    if (this.conns.some((c) => nodes.has(c.node))) this.conns = this.conns.filter((c) => !nodes.has(c.node));
+    if (this.watchers) {
+      for (const [k, w] of this.watchers) if (nodes.has(w.node)) this.watchers.delete(k);
+      if (this.watchers.size === 0) this.watchers = null;
+    }
     this.evaluate();
   }
 
+  private removeConn(ref: ConnRef): void {
+    if (this.conns.some((c) => sameConn(c, ref))) this.conns = this.conns.filter((c) => !sameConn(c, ref));
+  }
+
   private async attach(ref: ConnRef, resume: boolean): Promise<void> {
-    this.conns.set(connKey(ref), { ref });
+    // Replaces an earlier registration of the same connection (a resume), keeping one entry.
+    const others = this.conns.filter((c) => !sameConn(c, ref));
+    this.conns = others.length === 0 ? [ref] : others.concat([ref]);
     // A reconnect within the window makes the user online again (its last activity counts).
     await this.loadLastSeen();
     this.evaluate();
@@ -130,8 +145,8 @@ export class UserActor implements Actor<UserCommand> {
    */
   private deliver(msg: ChatMessage, except: ConnRef | undefined): void {
     const frame = msgFrame(msg);
-    for (const c of this.conns.values()) {
-      if (!sameConn(c.ref, except)) this.deps.courier.toConnection(c.ref, frame);
+    for (const c of this.conns) {
+      if (!sameConn(c, except)) this.deps.courier.toConnection(c, frame);
     }
   }
 
@@ -141,14 +156,22 @@ export class UserActor implements Actor<UserCommand> {
   private async loadLastSeen(): Promise<void> {
     if (this.lastSeenLoaded) return;
     const stored = (await this.deps.store.lastSeen([this.user])).get(this.user);
-    this.window.touch(stored);
-    this.window.touch(this.deps.lastSeen.pending(this.user));
+    this.touch(stored);
+    this.touch(this.deps.lastSeen.pending(this.user));
     this.lastSeenLoaded = true;
+  }
+
+  /** Record activity at `at` (or merge a stored last seen); returns true when the last seen moved. */
+  private touch(at: number | null | undefined): boolean {
+    const next = later(this.lastSeen, at);
+    if (next === this.lastSeen) return false;
+    this.lastSeen = next;
+    return true;
   }
 
   /** The state as last published (what `evaluate` decided), so a new watcher and the others agree. */
   private presenceFrame(): ServerFrame {
-    return { t: 'presence', user: this.user, online: this.published.online, lastSeen: this.window.lastSeen };
+    return { t: 'presence', user: this.user, online: this.published, lastSeen: this.lastSeen };
   }
 
   /**
@@ -157,9 +180,12 @@ export class UserActor implements Actor<UserCommand> {
    */
   private evaluate(): void {
     const now = this.deps.now();
-    const connected = this.conns.size > 0;
-    const online = this.window.online(now, connected);
-    if (this.published.update(online) && this.watchers.size > 0) {
+    const connected = this.conns.length > 0;
+    const windowMs = this.deps.onlineWindowMs;
+    const online = isOnline(this.lastSeen, windowMs, now, connected);
+    const changed = online !== this.published;
+    this.published = online;
+    if (changed && this.watchers) {
       const frame = this.presenceFrame();
       for (const w of this.watchers.values()) this.deps.courier.toConnection(w, frame);
     }
@@ -169,7 +195,7 @@ export class UserActor implements Actor<UserCommand> {
     }
     // An earlier timer re-evaluates and re-arms itself; activity never touches the timer.
     if (this.lapseTimer === null) {
-      const due = this.window.lapsesAt(now, connected)!;
+      const due = lapsesAt(this.lastSeen, windowMs, now, connected)!;
       this.lapseTimer = setTimeout(() => {
         this.lapseTimer = null;
         this.evaluate();

@@ -5,15 +5,21 @@ import { USER_ID_RE } from '../protocol/codes.js';
 export class TokenError extends Error {}
 
 export class Auth {
-  private readonly key: Uint8Array;
+  /**
+   * The secret as a WebCrypto key, imported once: given raw bytes, jose imports a new key
+   * (a CryptoKey and its native handle) for every token, garbage that outlives many hellos.
+   */
+  private readonly key: Promise<CryptoKey>;
   constructor(secret: string) {
-    this.key = new TextEncoder().encode(secret);
+    this.key = crypto.subtle.importKey('raw', new TextEncoder().encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+    // A refused secret surfaces at the first verify or sign, not as an unhandled rejection.
+    this.key.catch(() => {});
   }
 
   /** The user id of a valid token; throws TokenError for anything else (alg:none included). */
   async verify(token: string): Promise<string> {
     try {
-      const { payload } = await jwtVerify(token, this.key, { algorithms: ['HS256'], requiredClaims: ['sub'] });
+      const { payload } = await jwtVerify(token, await this.key, { algorithms: ['HS256'], requiredClaims: ['sub'] });
       const sub = payload.sub;
       if (typeof sub !== 'string' || !USER_ID_RE.test(sub)) throw new TokenError('sub is not a valid user id');
       return sub;
@@ -23,12 +29,12 @@ export class Auth {
     }
   }
 
-  sign(user: string, ttlSeconds: number): Promise<string> {
+  async sign(user: string, ttlSeconds: number): Promise<string> {
     return new SignJWT({})
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(user)
       .setIssuedAt()
       .setExpirationTime(Math.floor(Date.now() / 1000) + ttlSeconds)
-      .sign(this.key);
+      .sign(await this.key);
   }
 }

@@ -5,11 +5,17 @@
  * through `send`, which also bounds what a slow reader may have queued.
  *
  * Presence: `send`, `read`, `typing` and `active` are activity; it is forwarded to the user
- * actor at most once per `activityEveryMs` (min(1 s, window/10)) per connection, so presence
+ * actor at most once per min(1 s, online window / 10) per connection, so presence
  * costs one command per active connection per second at most, never one per message. The
  * connection remembers whose presence it subscribed to and unsubscribes on close.
  * Typing frames are limited to TYPING_RATE a second (burst TYPING_BURST) per connection;
  * the excess is dropped silently (typing is a hint; it has no reply to carry an error).
+ *
+ * Memory: an idle signed-in connection is this object and little else. What only some
+ * connections need (rate-limit state, the bad-frame counter, frames that arrive while the
+ * token is checked, unacked sends, watched users, the delivery order) is made on first use;
+ * the hello deadline is the gateway's (one timer for all sockets), and the socket hands its
+ * events to the connection without listeners (see server.ts).
  */
 import type { WebSocket } from 'ws';
 import type { Encoding } from '../protocol/codes.js';
@@ -19,6 +25,7 @@ import { type Origin, RequestError, wireError } from '../actors/ports/index.js';
 import { DecodeError, decodeFrame } from './codec.js';
 import { TokenBucket, WindowCounter } from './rate-limit.js';
 import type { GatewayContext } from './context.js';
+import type { Delivery } from './delivery-order.js';
 
 const BAD_FRAME_LIMIT = 20;
 /** Typing frames a second per connection, and the burst; the excess is dropped silently. */
@@ -28,19 +35,20 @@ export const TYPING_BURST = 6;
 export class ClientConnection {
   user: string | null = null;
   alive = true;
+  /** The gateway's delivery state for this connection (made at its first push). */
+  delivery: Delivery | null = null;
   private corked = false;
-  /** Sends of this connection not yet acked (conv, cmid): their messages are never pushed back to it. */
-  private readonly unacked = new Set<string>();
   private state: 'hello' | 'authenticating' | 'open' | 'closed' = 'hello';
-  private readonly early: Array<[Buffer, boolean]> = [];
-  private readonly bucket: TokenBucket;
-  private readonly typingBucket = new TokenBucket(TYPING_RATE, TYPING_BURST);
-  private readonly badFrames = new WindowCounter(60_000);
-  private readonly helloTimer: NodeJS.Timeout;
+  /** Sends of this connection not yet acked (conv, cmid): their messages are never pushed back to it. */
+  private unacked: Set<string> | null = null;
+  /** Frames that arrived while the hello's token was being checked. */
+  private early: Array<[Buffer, boolean]> | null = null;
+  private bucket: TokenBucket | null = null;
+  private typingBucket: TokenBucket | null = null;
+  private badFrames: WindowCounter | null = null;
   /** Users whose presence this connection subscribed to. */
-  private readonly watching = new Set<string>();
-  private readonly activityEveryMs: number;
-  private lastActivity = -Infinity;
+  private watching: Set<string> | null = null;
+  private lastActivity = 0;
 
   constructor(
     readonly id: string,
@@ -48,16 +56,24 @@ export class ClientConnection {
     readonly encoding: Encoding,
     private readonly ctx: GatewayContext,
     /** The http(s) origin the client reached the node by (for URLs the node serves itself). */
-    readonly httpOrigin?: string,
-  ) {
-    this.bucket = new TokenBucket(ctx.config.rate, ctx.config.rate * 2);
-    this.activityEveryMs = Math.max(10, Math.min(1000, Math.floor(ctx.config.onlineWindowMs / 10)));
-    this.helloTimer = setTimeout(() => this.unauthorized('no hello in time'), ctx.config.helloTimeoutMs);
-    this.helloTimer.unref();
-  }
+    readonly httpOrigin: string | undefined,
+    /** The remote address (counted per address by the gateway). */
+    readonly address: string,
+  ) {}
 
   get open(): boolean {
     return this.state !== 'closed';
+  }
+
+  /** The hello deadline passed (called by the gateway, which keeps the deadlines of all sockets). */
+  helloExpired(): void {
+    if (this.state === 'hello' || this.state === 'authenticating') this.unauthorized('no hello in time');
+  }
+
+  /** The socket reported an error (it closes next). */
+  socketError(err: Error): void {
+    this.ctx.log.debug({ conn: this.id, err: String(err) }, 'socket error');
+    this.closed();
   }
 
   /** Called by the gateway's ping timer: a socket that missed the last pong is dropped. */
@@ -87,12 +103,14 @@ export class ClientConnection {
 
   /** Whether a message is one this connection sent and has not had the ack of yet. */
   sentHere(conv: string, cmid: string): boolean {
-    return this.unacked.has(`${conv}\u0000${cmid}`);
+    return this.unacked !== null && this.unacked.has(`${conv}\u0000${cmid}`);
   }
 
   /** The ack of a send went out: the message is the connection's own from now on (by seq). */
   acked(conv: string, cmid: string): void {
+    if (this.unacked === null) return;
     this.unacked.delete(`${conv}\u0000${cmid}`);
+    if (this.unacked.size === 0) this.unacked = null;
   }
 
   /** Bytes queued for this socket and not yet written. */
@@ -139,13 +157,13 @@ export class ClientConnection {
   closed(): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
-    clearTimeout(this.helloTimer);
+    this.early = null;
     this.ctx.forget(this);
     if (this.user) {
       this.ctx.router.toUser({ type: 'detach', user: this.user, conn: { node: this.ctx.node, conn: this.id } }).catch(() => {});
       const watcher = { node: this.ctx.node, conn: this.id };
-      for (const user of this.watching) this.ctx.router.toUser({ type: 'unwatch', user, watcher }).catch(() => {});
-      this.watching.clear();
+      for (const user of this.watching ?? []) this.ctx.router.toUser({ type: 'unwatch', user, watcher }).catch(() => {});
+      this.watching = null;
     }
   }
 
@@ -161,7 +179,7 @@ export class ClientConnection {
   onMessage(data: Buffer, isBinary: boolean): void {
     if (this.state === 'closed') return;
     if (this.state === 'authenticating') {
-      this.early.push([data, isBinary]);
+      (this.early ??= []).push([data, isBinary]);
       return;
     }
     let raw: unknown;
@@ -194,7 +212,7 @@ export class ClientConnection {
   private bad(re: ReqId | undefined, why: string): void {
     this.ctx.metrics.badFrames.inc();
     this.error(re, new RequestError('bad_request', why));
-    if (this.badFrames.hit() > BAD_FRAME_LIMIT) this.close(CLOSE.policy, 'too many bad frames');
+    if ((this.badFrames ??= new WindowCounter(60_000)).hit() > BAD_FRAME_LIMIT) this.close(CLOSE.policy, 'too many bad frames');
   }
 
   private async hello(frame: ClientFrameOf<'hello'>): Promise<void> {
@@ -207,7 +225,7 @@ export class ClientConnection {
       return this.unauthorized(`bad token: ${err instanceof Error ? err.message : 'invalid'}`);
     }
     if (this.state !== 'authenticating') return;
-    clearTimeout(this.helloTimer);
+    this.ctx.signedIn(this);
     this.user = user;
     this.state = 'open';
     this.send({ t: 'welcome', user, node: this.ctx.node, time: Date.now() });
@@ -215,7 +233,9 @@ export class ClientConnection {
       this.ctx.log.error({ conn: this.id, err: String(err) }, 'attach failed');
       this.close(CLOSE.goingAway, 'unavailable');
     });
-    for (const [data, isBinary] of this.early.splice(0)) this.onMessage(data, isBinary);
+    const early = this.early;
+    this.early = null;
+    for (const [data, isBinary] of early ?? []) this.onMessage(data, isBinary);
   }
 
   private origin(re: ReqId | undefined): Origin {
@@ -240,10 +260,11 @@ export class ClientConnection {
     return conv;
   }
 
-  /** Activity for presence: forwarded at most once per `activityEveryMs`. */
+  /** Activity for presence: forwarded at most once per min(1 s, online window / 10). */
   private activity(): void {
     const now = Date.now();
-    if (now - this.lastActivity < this.activityEveryMs) return;
+    const every = Math.max(10, Math.min(1000, Math.floor(this.ctx.config.onlineWindowMs / 10)));
+    if (now - this.lastActivity < every) return;
     this.lastActivity = now;
     const conn = { node: this.ctx.node, conn: this.id };
     this.ctx.router.toUser({ type: 'activity', user: this.user!, conn, at: now }).catch((err) => {
@@ -259,7 +280,7 @@ export class ClientConnection {
         this.send({ t: 'ok', re, denied });
         const watcher = { node: this.ctx.node, conn: this.id };
         for (const u of allowed) {
-          this.watching.add(u);
+          (this.watching ??= new Set()).add(u);
           this.ctx.router.toUser({ type: 'watch', user: u, watcher }).catch((err) => {
             this.ctx.log.warn({ conn: this.id, user: u, err: String(err) }, 'presence watch failed');
           });
@@ -274,7 +295,7 @@ export class ClientConnection {
    * another node and lost its watchers); each pushes its current state again.
    */
   rewatch(moved: (user: string) => boolean): void {
-    if (this.state === 'closed') return;
+    if (this.state === 'closed' || !this.watching) return;
     const watcher = { node: this.ctx.node, conn: this.id };
     for (const u of this.watching) {
       if (moved(u)) this.ctx.router.toUser({ type: 'watch', user: u, watcher }).catch(() => {});
@@ -294,7 +315,7 @@ export class ClientConnection {
         throw new RequestError('bad_request', 'already signed in');
       case 'send': {
         this.activity();
-        const wait = this.bucket.take();
+        const wait = (this.bucket ??= new TokenBucket(this.ctx.config.rate, this.ctx.config.rate * 2)).take();
         if (wait > 0) throw new RequestError('rate_limited', `more than ${this.ctx.config.rate} sends a second`, wait);
         if ((f.to === undefined) === (f.conv === undefined)) throw new RequestError('bad_request', 'send needs exactly one of to, conv');
         if (f.body === undefined && f.media === undefined) throw new RequestError('bad_request', 'send needs body or media');
@@ -305,7 +326,8 @@ export class ClientConnection {
         const conv = f.to !== undefined ? dmId(user, f.to) : this.conv(f.conv!);
         const cmd: Parameters<typeof router.toConversation>[0] = { type: 'send', conv, from: user, origin: this.origin(f.id), cmid: f.cmid };
         // Bounded: a client that never waits for acks cannot grow it past the limit.
-        if (this.unacked.size < 10_000) this.unacked.add(`${conv}\u0000${f.cmid}`);
+        const unacked = (this.unacked ??= new Set());
+        if (unacked.size < 10_000) unacked.add(`${conv}\u0000${f.cmid}`);
         if (f.to !== undefined) cmd.to = f.to;
         if (f.body !== undefined) cmd.body = f.body;
         if (f.media) cmd.media = f.media;
@@ -318,7 +340,7 @@ export class ClientConnection {
         return this.route(f.id, router.toConversation({ type: f.t, conv: this.conv(f.conv), user, origin: this.origin(f.id), seq: f.seq }));
       case 'typing':
         this.activity();
-        if (this.typingBucket.take() > 0) return;
+        if ((this.typingBucket ??= new TokenBucket(TYPING_RATE, TYPING_BURST)).take() > 0) return;
         return this.route(f.id, router.toConversation({ type: 'typing', conv: this.conv(f.conv), user, origin: this.origin(f.id), on: f.on }));
       case 'active':
         this.activity();
@@ -350,7 +372,7 @@ export class ClientConnection {
       case 'presence.unsub': {
         const watcher = { node: this.ctx.node, conn: this.id };
         for (const u of new Set(f.users)) {
-          if (this.watching.delete(u)) router.toUser({ type: 'unwatch', user: u, watcher }).catch(() => {});
+          if (this.watching?.delete(u)) router.toUser({ type: 'unwatch', user: u, watcher }).catch(() => {});
         }
         return this.send({ t: 'ok', re: f.id });
       }

@@ -24,4 +24,6 @@ export interface GatewayContext {
   groupId(creator: string, cmid: string): string;
   encode(frame: ServerFrame, encoding: Encoding): string | Buffer;
   forget(conn: ClientConnection): void;
+  /** The connection's hello was accepted: its hello deadline no longer applies. */
+  signedIn(conn: ClientConnection): void;
 }

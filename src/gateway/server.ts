@@ -1,12 +1,21 @@
 /**
  * The gateway: the node's HTTP server (`/ws`, `/healthz`, `/metrics`, `/dev/token` in dev
  * mode) and its WebSocket connections. It owns the sockets of this node: frames for them
- * arrive through `push`. One timer pings every socket and drops those that missed a pong.
+ * arrive through `push`. One timer pings every socket and drops those that missed a pong,
+ * and one timer enforces the hello deadline of every socket that has not signed in yet.
+ *
+ * Memory per socket is kept close to what `ws` itself needs: the upgrade request is not
+ * retained, the socket hands its events straight to its connection (a `WebSocket` subclass
+ * with one field: no listener objects per socket), `ws` does not track the sockets a second
+ * time (the gateway does), and per-connection state beyond the connection object is made on
+ * first use.
  */
 import { createHmac, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type WebSocket } from 'ws';
+import type { Duplex } from 'node:stream';
+import { WebSocket, WebSocketServer } from 'ws';
 import { CLOSE, SUBPROTOCOL_JSON, SUBPROTOCOL_MSGPACK, USER_ID_RE, type Encoding } from '../protocol/codes.js';
 import type { ServerFrame } from '../protocol/frames.js';
 import type { Config } from '../config.js';
@@ -18,7 +27,7 @@ import type { GatewayContext } from './context.js';
 import { ClientConnection } from './connection.js';
 import { encodeFrame } from './codec.js';
 import type { MediaService } from './media.js';
-import { DeliveryOrder } from './delivery-order.js';
+import { type Delivery, DeliveryOrder } from './delivery-order.js';
 import { msgFrame } from '../protocol/frames.js';
 import { partitionOf, userKey } from '../cluster/partition.js';
 
@@ -37,19 +46,49 @@ export interface GatewayOptions {
   media?: MediaService;
 }
 
-interface Delivery {
-  order: DeliveryOrder;
-  busy: boolean;
-  waiting: ServerFrame[];
+/**
+ * The gateway's sockets: a `ws` WebSocket that hands its events to its connection directly
+ * instead of through listeners (which cost each socket an events table, listener arrays and
+ * closures). Other events, and all of them before the connection is set, go the usual way.
+ */
+class GatewaySocket extends WebSocket {
+  conn: ClientConnection | null = null;
+
+  override emit(event: string | symbol, a?: unknown, b?: unknown): boolean {
+    const conn = this.conn;
+    if (conn !== null) {
+      switch (event) {
+        case 'message':
+          conn.onMessage(a as Buffer, b as boolean);
+          return true;
+        case 'pong':
+          conn.alive = true;
+          return true;
+        case 'error':
+          conn.socketError(a as Error);
+          return true;
+        case 'close':
+          conn.closed();
+          break;
+      }
+    }
+    return super.emit(event, a, b);
+  }
 }
 
 export class Gateway {
   private readonly http: Server;
   private readonly wss: WebSocketServer;
   private readonly conns = new Map<string, ClientConnection>();
-  private readonly deliveries = new WeakMap<ClientConnection, Delivery>();
   /** Open sockets (and handshakes) per remote address, for SB_MAX_CONNS_PER_IP. */
   private readonly perAddress = new Map<string, number>();
+  /** Releases the count in `perAddress` of a socket that closes before it became a connection. */
+  private readonly releaseAddress: (this: Duplex) => void;
+  /** The origins clients reached this node by, interned (one string each, not one per socket). */
+  private readonly origins = new Map<string, string>();
+  /** Sockets that have not signed in yet → their hello deadline (insertion order is deadline order). */
+  private readonly awaitingHello = new Map<ClientConnection, number>();
+  private helloTimer: NodeJS.Timeout | null = null;
   private readonly ctx: GatewayContext;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly bootId = randomBytes(4).toString('hex');
@@ -73,12 +112,28 @@ export class Gateway {
       groupId: (creator, cmid) => `g:${createHmac('sha256', groupKey).update(`${creator}\u0000${cmid}`).digest('base64url').slice(0, 22)}`,
       encode: (frame, encoding) => this.encode(frame, encoding),
       forget: (conn) => {
-        if (this.conns.delete(conn.id)) opts.metrics.connections.dec();
+        this.awaitingHello.delete(conn);
+        if (this.conns.delete(conn.id)) {
+          opts.metrics.connections.dec();
+          this.release(conn.address);
+        }
       },
+      signedIn: (conn) => {
+        this.awaitingHello.delete(conn);
+      },
+    };
+    // The socket's remote address is read (and cached by net.Socket) at the upgrade, so it is
+    // still there when the socket has closed.
+    const gateway = this;
+    this.releaseAddress = function (this: Duplex) {
+      gateway.release((this as Duplex & { remoteAddress?: string }).remoteAddress ?? '?');
     };
     this.http = createServer((req, res) => void this.onRequest(req, res));
     this.wss = new WebSocketServer({
       noServer: true,
+      WebSocket: GatewaySocket,
+      // `conns` tracks the sockets; `close` closes each.
+      clientTracking: false,
       maxPayload: opts.config.maxFrame,
       perMessageDeflate: false,
       handleProtocols: (protocols) => {
@@ -87,37 +142,68 @@ export class Gateway {
         return false;
       },
     });
-    this.http.on('upgrade', (req, socket, head) => {
-      const path = (req.url ?? '').split('?')[0];
-      if (path !== '/ws' || !this.accepting) {
-        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
-        return;
-      }
-      const address = req.socket.remoteAddress ?? '?';
-      const open = this.perAddress.get(address) ?? 0;
-      if (open >= this.opts.config.maxConnsPerIp) {
-        this.opts.metrics.closes.inc({ code: 'refused_per_ip' });
-        socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-        return;
-      }
-      // Counted from the upgrade request on, so a flood of handshakes is bounded too.
-      this.perAddress.set(address, open + 1);
-      let counted = true;
-      const release = () => {
-        if (!counted) return;
-        counted = false;
-        const n = (this.perAddress.get(address) ?? 1) - 1;
-        if (n <= 0) this.perAddress.delete(address);
-        else this.perAddress.set(address, n);
-      };
-      socket.once('close', release);
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.onSocket(ws, clientOrigin(req)));
-    });
+    this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head));
     this.heartbeat = setInterval(() => this.pingAll(), opts.config.pingIntervalMs);
     this.heartbeat.unref();
   }
 
+  /**
+   * A WebSocket upgrade. Nothing made here may keep `req` (headers and all, about a kilobyte)
+   * alive for the life of the socket: the origin is computed first, and the listeners are shared.
+   */
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== '/ws' || !this.accepting) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    const address = req.socket.remoteAddress ?? '?';
+    const open = this.perAddress.get(address) ?? 0;
+    if (open >= this.opts.config.maxConnsPerIp) {
+      this.opts.metrics.closes.inc({ code: 'refused_per_ip' });
+      socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    // Counted from the upgrade request on, so a flood of handshakes is bounded too; released
+    // when the socket closes: by `releaseAddress` during the handshake, then by `forget`.
+    this.perAddress.set(address, open + 1);
+    socket.on('close', this.releaseAddress);
+    const origin = this.intern(clientOrigin(req));
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      socket.removeListener('close', this.releaseAddress);
+      this.onSocket(ws as GatewaySocket, origin, address);
+    });
+  }
+
+  private release(address: string): void {
+    const n = (this.perAddress.get(address) ?? 1) - 1;
+    if (n <= 0) this.perAddress.delete(address);
+    else this.perAddress.set(address, n);
+  }
+
+  private intern(origin: string | undefined): string | undefined {
+    if (origin === undefined) return undefined;
+    const known = this.origins.get(origin);
+    if (known !== undefined) return known;
+    if (this.origins.size >= 256) this.origins.clear();
+    this.origins.set(origin, origin);
+    return origin;
+  }
+
   async listen(): Promise<AddressInfo> {
+    const limits = nofileLimits();
+    if (limits && limits.soft < 65536) {
+      // Node raises its soft limit to the hard one at start by itself, so a low soft limit
+      // here is nearly always a low hard limit.
+      const how =
+        limits.soft < limits.hard
+          ? `raise it to the hard limit (ulimit -n ${limits.hard}) before starting`
+          : `the hard limit is ${limits.hard} too: raise it (as root: /etc/security/limits.conf or prlimit; systemd: LimitNOFILE=; Docker: --ulimit nofile=N:N)`;
+      this.opts.log.warn(
+        { nofileSoft: limits.soft, nofileHard: limits.hard },
+        `open-file limit (nofile) is ${limits.soft}: each connection takes one, so this node cannot hold ${limits.soft} sockets; ${how}`,
+      );
+    }
     const { port, host } = this.opts.config;
     await new Promise<void>((resolve, reject) => {
       this.http.once('error', reject);
@@ -146,15 +232,19 @@ export class Gateway {
   push(conn: string, frame: ServerFrame): void {
     const c = this.conns.get(conn);
     if (!c || !c.user) return;
+    // Nothing owed and nothing pushed yet (an idle user with no conversations): no state needed.
+    if (c.delivery === null && frame.t === 'synced' && (!frame.backlog || isEmpty(frame.backlog))) {
+      const synced: ServerFrame = { t: 'synced' };
+      c.send(synced, this.encode(synced, c.encoding));
+      return;
+    }
     const d = this.delivery(c);
-    if (d.busy) d.waiting.push(frame);
+    if (d.busy) (d.waiting ??= []).push(frame);
     else this.deliver(c, d, frame);
   }
 
   private delivery(c: ClientConnection): Delivery {
-    let d = this.deliveries.get(c);
-    if (!d) this.deliveries.set(c, (d = { order: new DeliveryOrder(c.user!), busy: false, waiting: [] }));
-    return d;
+    return (c.delivery ??= { order: new DeliveryOrder(c.user!), busy: false, waiting: null });
   }
 
   private deliver(c: ClientConnection, d: Delivery, frame: ServerFrame): void {
@@ -218,11 +308,12 @@ export class Gateway {
         }
       }
       d.busy = false;
-      const waiting = d.waiting.splice(0);
+      const waiting = d.waiting ?? [];
+      d.waiting = null;
       if (then) waiting.unshift(then);
       for (let i = 0; i < waiting.length; i++) {
         if (d.busy) {
-          d.waiting.unshift(...waiting.slice(i));
+          (d.waiting ??= []).unshift(...waiting.slice(i));
           return;
         }
         this.deliver(c, d, waiting[i]!);
@@ -287,6 +378,8 @@ export class Gateway {
     this.accepting = false;
     this.ready = false;
     clearInterval(this.heartbeat);
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
     for (const c of [...this.conns.values()]) c.close(code, 'node shutting down');
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
     await new Promise<void>((resolve) => {
@@ -295,21 +388,35 @@ export class Gateway {
     });
   }
 
-  private onSocket(ws: WebSocket, origin: string | undefined): void {
+  private onSocket(ws: GatewaySocket, origin: string | undefined, address: string): void {
     const encoding: Encoding = ws.protocol === SUBPROTOCOL_MSGPACK ? 'msgpack' : 'json';
     const id = `${this.bootId}${(this.nextConn++).toString(36)}`;
-    const conn = new ClientConnection(id, ws, encoding, this.ctx, origin);
+    const conn = new ClientConnection(id, ws, encoding, this.ctx, origin, address);
     this.conns.set(id, conn);
     this.opts.metrics.connections.inc();
-    ws.on('message', (data: Buffer, isBinary) => conn.onMessage(data, isBinary));
-    ws.on('pong', () => {
-      conn.alive = true;
-    });
-    ws.on('close', () => conn.closed());
-    ws.on('error', (err) => {
-      this.opts.log.debug({ conn: id, err: String(err) }, 'socket error');
-      conn.closed();
-    });
+    // From here on the socket's events go to `conn` (GatewaySocket.emit).
+    ws.conn = conn;
+    this.awaitingHello.set(conn, Date.now() + this.opts.config.helloTimeoutMs);
+    if (this.helloTimer === null) this.armHelloTimer(this.opts.config.helloTimeoutMs);
+  }
+
+  private armHelloTimer(ms: number): void {
+    this.helloTimer = setTimeout(() => this.expireHellos(), ms);
+    this.helloTimer.unref();
+  }
+
+  /** Refuse the sockets whose hello deadline passed; re-arm for the next deadline. */
+  private expireHellos(): void {
+    this.helloTimer = null;
+    const now = Date.now();
+    for (const [conn, due] of this.awaitingHello) {
+      if (due > now) {
+        this.armHelloTimer(due - now);
+        return;
+      }
+      this.awaitingHello.delete(conn);
+      conn.helloExpired();
+    }
   }
 
   private pingAll(): void {
@@ -348,6 +455,25 @@ export class Gateway {
       else res.destroy();
     }
   }
+}
+
+/** This process's soft and hard limits on open files (Linux, /proc/self/limits); null where unknown. */
+export function nofileLimits(): { soft: number; hard: number } | null {
+  try {
+    const m = readFileSync('/proc/self/limits', 'utf8').match(/^Max open files\s+(\S+)\s+(\S+)/m);
+    if (!m) return null;
+    const n = (v: string) => (v === 'unlimited' ? Infinity : Number(v));
+    const soft = n(m[1]!);
+    const hard = n(m[2]!);
+    return Number.isNaN(soft) || Number.isNaN(hard) ? null : { soft, hard };
+  } catch {
+    return null;
+  }
+}
+
+function isEmpty(o: object): boolean {
+  for (const _ in o) return false;
+  return true;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

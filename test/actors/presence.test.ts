@@ -1,40 +1,30 @@
 /** The pure presence window (src/actors/presence.ts) and the batched last-seen writer, on a real SQLite store. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { PresenceWatch, PresenceWindow } from '../../src/actors/presence.js';
+import { isOnline, lapsesAt, later } from '../../src/actors/presence.js';
 import { LastSeenWriter } from '../../src/actors/last-seen.js';
 import { SqliteStore } from '../../src/storage/sqlite-store.js';
 import { silentLog } from '../../src/actors/ports/index.js';
 
 describe('presence window', () => {
   it('is online only while connected and within the window after the last activity', () => {
-    const w = new PresenceWindow(1000);
-    expect(w.online(0, true)).toBe(false);
-    expect(w.lastSeen).toBeNull();
-    expect(w.touch(5000)).toBe(true);
-    expect(w.online(5000, true)).toBe(true);
-    expect(w.online(5999, true)).toBe(true);
-    expect(w.online(6000, true)).toBe(false);
-    expect(w.online(5500, false)).toBe(false);
-    expect(w.lapsesAt(5500, true)).toBe(6000);
-    expect(w.lapsesAt(5500, false)).toBeNull();
+    expect(isOnline(null, 1000, 0, true)).toBe(false);
+    const last = later(null, 5000);
+    expect(last).toBe(5000);
+    expect(isOnline(last, 1000, 5000, true)).toBe(true);
+    expect(isOnline(last, 1000, 5999, true)).toBe(true);
+    expect(isOnline(last, 1000, 6000, true)).toBe(false);
+    expect(isOnline(last, 1000, 5500, false)).toBe(false);
+    expect(lapsesAt(last, 1000, 5500, true)).toBe(6000);
+    expect(lapsesAt(last, 1000, 5500, false)).toBeNull();
   });
 
   it('keeps the latest time: an older or missing one changes nothing', () => {
-    const w = new PresenceWindow(1000);
-    w.touch(200);
-    expect(w.touch(100)).toBe(false);
-    expect(w.touch(undefined)).toBe(false);
-    expect(w.touch(null)).toBe(false);
-    expect(w.lastSeen).toBe(200);
-  });
-
-  it('PresenceWatch reports only changes', () => {
-    const p = new PresenceWatch();
-    expect(p.update(false)).toBe(false);
-    expect(p.update(true)).toBe(true);
-    expect(p.update(true)).toBe(false);
-    expect(p.online).toBe(true);
-    expect(p.update(false)).toBe(true);
+    expect(later(200, 100)).toBe(200);
+    expect(later(200, undefined)).toBe(200);
+    expect(later(200, null)).toBe(200);
+    expect(later(200, Number.NaN)).toBe(200);
+    expect(later(200, 300)).toBe(300);
+    expect(later(null, null)).toBeNull();
   });
 });
 
