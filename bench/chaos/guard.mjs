@@ -2,7 +2,10 @@
 // dist/node.js`): when the tool's pipe to our stdin closes (the tool exited, even by
 // SIGKILL), this process ends itself at once, so a crashed tool leaves no orphan nodes.
 // It touches nothing else. (A node that is SIGSTOPped at that moment ends when continued.)
-if (!process.stdin.isTTY) {
+// Main thread only: a worker thread's stdin is empty.
+import { isMainThread } from 'node:worker_threads';
+
+if (isMainThread && !process.stdin.isTTY) {
   const end = () => process.kill(process.pid, 'SIGKILL');
   process.stdin.on('end', end);
   process.stdin.on('error', end);
