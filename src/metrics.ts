@@ -4,8 +4,29 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export class Metrics {
   readonly registry = new Registry();
   readonly connections = new Gauge({ name: 'sb_connections', help: 'open client WebSockets', registers: [this.registry] });
-  readonly framesIn = new Counter({ name: 'sb_frames_in_total', help: 'client frames received', labelNames: ['t'], registers: [this.registry] });
-  readonly framesOut = new Counter({ name: 'sb_frames_out_total', help: 'frames pushed to clients', registers: [this.registry] });
+  // Frames are counted in plain numbers on the hot path (countFrameIn/Out) and added to these
+  // counters at each scrape: prom-client's inc() hashes its labels on every call.
+  private framesOutPending = 0;
+  private readonly framesInPending = new Map<string, number>();
+  readonly framesIn = new Counter({
+    name: 'sb_frames_in_total',
+    help: 'client frames received',
+    labelNames: ['t'],
+    registers: [this.registry],
+    collect: () => {
+      for (const [t, n] of this.framesInPending) this.framesIn.inc({ t }, n);
+      this.framesInPending.clear();
+    },
+  });
+  readonly framesOut = new Counter({
+    name: 'sb_frames_out_total',
+    help: 'frames pushed to clients',
+    registers: [this.registry],
+    collect: () => {
+      if (this.framesOutPending > 0) this.framesOut.inc(this.framesOutPending);
+      this.framesOutPending = 0;
+    },
+  });
   readonly badFrames = new Counter({ name: 'sb_bad_frames_total', help: 'client frames refused as bad_request', registers: [this.registry] });
   readonly errors = new Counter({ name: 'sb_errors_total', help: 'err frames sent', labelNames: ['code'], registers: [this.registry] });
   readonly closes = new Counter({ name: 'sb_closes_total', help: 'sockets closed by the node', labelNames: ['code'], registers: [this.registry] });
@@ -38,6 +59,14 @@ export class Metrics {
     registers: [this.registry],
     collect: () => this.collectors.forEach((c) => c()),
   });
+
+  countFrameOut(): void {
+    this.framesOutPending++;
+  }
+
+  countFrameIn(t: string): void {
+    this.framesInPending.set(t, (this.framesInPending.get(t) ?? 0) + 1);
+  }
 
   /** Run `fn` before each scrape (gauges read from live state). */
   onCollect(fn: () => void): void {

@@ -28,6 +28,28 @@ import type { GatewayContext } from './context.js';
 import type { Delivery } from './delivery-order.js';
 
 const BAD_FRAME_LIMIT = 20;
+
+interface CorkableSocket {
+  cork(): void;
+  uncork(): void;
+}
+
+/** The sockets corked in this event-loop turn, uncorked together by ONE setImmediate (not one per socket). */
+let corkedNow: Array<[ClientConnection, CorkableSocket]> = [];
+
+function uncorkAtTurnEnd(conn: ClientConnection, socket: CorkableSocket): void {
+  if (corkedNow.length === 0) {
+    setImmediate(() => {
+      const list = corkedNow;
+      corkedNow = [];
+      for (const [c, s] of list) {
+        c.uncorked();
+        s.uncork();
+      }
+    });
+  }
+  corkedNow.push([conn, socket]);
+}
 /** Typing frames a second per connection, and the burst; the excess is dropped silently. */
 export const TYPING_RATE = 3;
 export const TYPING_BURST = 6;
@@ -93,7 +115,7 @@ export class ClientConnection {
     if (this.state === 'closed' || this.ws.readyState !== this.ws.OPEN) return;
     this.cork();
     this.ws.send(encoded ?? this.ctx.encode(frame, this.encoding));
-    this.ctx.metrics.framesOut.inc();
+    this.ctx.metrics.countFrameOut();
     if (this.ws.bufferedAmount > this.ctx.config.maxQueuedBytes) {
       this.ctx.log.warn({ conn: this.id, user: this.user, queued: this.ws.bufferedAmount }, 'slow consumer closed');
       this.close(CLOSE.slowConsumer, 'slow consumer');
@@ -129,14 +151,16 @@ export class ClientConnection {
    */
   private cork(): void {
     if (this.corked) return;
-    const socket = (this.ws as unknown as { _socket?: { cork(): void; uncork(): void } })._socket;
+    const socket = (this.ws as unknown as { _socket?: CorkableSocket })._socket;
     if (!socket) return;
     this.corked = true;
     socket.cork();
-    setImmediate(() => {
-      this.corked = false;
-      socket.uncork();
-    });
+    uncorkAtTurnEnd(this, socket);
+  }
+
+  /** Called once per corked turn (see uncorkAtTurnEnd). */
+  uncorked(): void {
+    this.corked = false;
   }
 
   private error(re: ReqId | undefined, err: unknown): void {
@@ -201,7 +225,7 @@ export class ClientConnection {
       const why = typeof t !== 'string' ? 'frame needs a string field t' : !CLIENT_FRAME_TYPES.has(t) ? `unknown frame type "${t}"` : describe(parsed.error);
       return this.bad(re, why);
     }
-    this.ctx.metrics.framesIn.inc({ t: parsed.data.t });
+    this.ctx.metrics.countFrameIn(parsed.data.t);
     try {
       this.dispatch(parsed.data);
     } catch (err) {
