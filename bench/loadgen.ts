@@ -282,7 +282,11 @@ export interface E2EViolations {
   receiptBad: number;
   /** Receipts at or below the previous one: a receipt pushed again (e.g. a command handled twice after a redelivery). */
   receiptRepeated: number;
-  /** A second ack for a request already acked (the client sent it once): a command handled twice. */
+  /**
+   * A second ack for a request already acked (the client sent it once) that is not the
+   * idempotent answer (dup:true, the same seq): a command handled twice as a new message.
+   * (The idempotent answer to a redelivered command is counted in `acksRedelivered`.)
+   */
   ackExtra: number;
   /** err frames, sends never acked, unexpected frames. */
   errors: number;
@@ -305,6 +309,8 @@ export interface E2EResult {
   drained: boolean;
   /** Acks in seq order per conversation? (Not required by the protocol; reported.) */
   acksOutOfOrder: number;
+  /** Idempotent re-answers (dup:true, same seq) to a request acked before: a bus redelivery, not a client retry. */
+  acksRedelivered: number;
   totals: { sent: number; acked: number; received: number; receipts: number };
   violations: E2EViolations;
   errorCodes: Record<string, number>;
@@ -322,7 +328,8 @@ interface Pair {
   /** id → [cmid number, send time] of sends without an ack. */
   unacked: Map<number, { n: number; t: number }>;
   /** Request ids acked so far. */
-  ackedIds: Set<number>;
+  /** Acked request ids → the seq of their ack. */
+  ackedIds: Map<number, number>;
   /** cmid → what is known of it until both its ack and its push are seen. */
   open: Map<string, { t: number; ackSeq?: number; msgSeq?: number }>;
   acked: Set<number>;
@@ -350,6 +357,7 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
   const w = { msgs: 0, acks: 0, receipts: 0, framesIn: 0, framesOut: 0 };
   const total = { sent: 0, acked: 0, received: 0, receipts: 0 };
   let acksOutOfOrder = 0;
+  let acksRedelivered = 0;
   let stopped = false;
   let closedEarly: string | null = null;
   const all: WebSocket[] = [];
@@ -392,7 +400,7 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
         nextId: 1,
         sent: 0,
         unacked: new Map(),
-        ackedIds: new Set(),
+        ackedIds: new Map(),
         open: new Map(),
         acked: new Set(),
         maxAck: 0,
@@ -438,12 +446,14 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
           const u = p.unacked.get(f.re as number);
           const seq = f.seq as number;
           if (!u) {
-            if (p.ackedIds.has(f.re as number)) v.ackExtra++;
-            else v.errors++;
+            const first = p.ackedIds.get(f.re as number);
+            if (first === undefined) v.errors++;
+            else if (f.dup === true && f.seq === first) acksRedelivered++;
+            else v.ackExtra++;
             return;
           }
           p.unacked.delete(f.re as number);
-          p.ackedIds.add(f.re as number);
+          p.ackedIds.set(f.re as number, f.seq as number);
           total.acked++;
           if (f.dup === true) v.ackDup++;
           if (p.acked.has(seq)) v.ackSeqRepeated++;
@@ -564,6 +574,7 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
       drainMs: d.drainMs,
       drained: d.drainedOk,
       acksOutOfOrder,
+      acksRedelivered,
       totals: total,
       violations: v,
       errorCodes,
@@ -617,7 +628,8 @@ interface GroupSender extends Member {
   nextId: number;
   sent: number;
   unacked: Map<number, { n: number; t: number }>;
-  ackedIds: Set<number>;
+  /** Acked request ids → the seq of their ack. */
+  ackedIds: Map<number, number>;
 }
 
 interface BusyGroup {
@@ -682,6 +694,7 @@ export async function runGroups(o: GroupOptions, label: string): Promise<GroupRe
   const w = { msgs: 0, acks: 0, receipts: 0, pushes: 0, framesIn: 0, framesOut: 0 };
   const total = { sent: 0, acked: 0, received: 0, receipts: 0 };
   let acksOutOfOrder = 0;
+  let acksRedelivered = 0;
   let stopped = false;
   let closedEarly: string | null = null;
   const all: WebSocket[] = [];
@@ -711,7 +724,7 @@ export async function runGroups(o: GroupOptions, label: string): Promise<GroupRe
       if (u.reader) {
         groups[u.g] = { g: u.g, conv: null, created: false, members: [base], senders: [], reader: base, sends: new Map(), acked: new Map(), awaitingReceipt: new Map(), maxAck: 0 };
       } else {
-        const s: GroupSender = Object.assign(base, { k: u.k, nextId: 1, sent: 0, unacked: new Map<number, { n: number; t: number }>(), ackedIds: new Set<number>() });
+        const s: GroupSender = Object.assign(base, { k: u.k, nextId: 1, sent: 0, unacked: new Map<number, { n: number; t: number }>(), ackedIds: new Map<number, number>() });
         groups[u.g]!.members.push(s);
         groups[u.g]!.senders.push(s);
       }
@@ -773,12 +786,14 @@ export async function runGroups(o: GroupOptions, label: string): Promise<GroupRe
               const s = m as GroupSender;
               const u = m.reader ? undefined : s.unacked.get(f.re as number);
               if (!u) {
-                if (!m.reader && s.ackedIds.has(f.re as number)) v.ackExtra++;
-                else v.errors++;
+                const first = m.reader ? undefined : s.ackedIds.get(f.re as number);
+                if (first === undefined) v.errors++;
+                else if (f.dup === true && f.seq === first) acksRedelivered++;
+                else v.ackExtra++;
                 return;
               }
               s.unacked.delete(f.re as number);
-              s.ackedIds.add(f.re as number);
+              s.ackedIds.set(f.re as number, f.seq as number);
               const seq = f.seq as number;
               total.acked++;
               if (f.dup === true) v.ackDup++;
@@ -911,6 +926,7 @@ export async function runGroups(o: GroupOptions, label: string): Promise<GroupRe
       drainMs: d.drainMs,
       drained: d.drainedOk,
       acksOutOfOrder,
+      acksRedelivered,
       totals: total,
       violations: v,
       errorCodes,

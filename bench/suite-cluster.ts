@@ -329,6 +329,13 @@ function summarise(s: Settings, runs: ClusterRun[]) {
     ],
     ['node warnings logged during the runs (all runs)', warnText, '—', '—', '—'],
     ['violations e2e (acks, msgs, receipts, errors; all runs)', vText, '—', '—', '0'],
+    [
+      'redelivered commands answered again: ack dup:true with the first seq (at-least-once bus under overload; all runs)',
+      String(e2eRuns.reduce((a, r) => a + (r.e2e?.acksRedelivered ?? 0), 0)),
+      '—',
+      '—',
+      '—',
+    ],
     [`e2e runs whose drain did not finish within ${s.clusterDrainSeconds} s`, String(e2eRuns.filter((r) => !r.e2e!.drained).length), '—', '—', '0'],
     ['raw JetStream: lost or duplicated / failed publishes', `${rawViol} / ${rawPubErr}`, '—', '—', '0'],
     ['node start retries (exited at start: "no responders" from a new R3 KV bucket)', String(e2eRuns.reduce((a, r) => a + (r.startRetries?.length ?? 0), 0)), '—', '—', '0'],

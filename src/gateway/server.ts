@@ -302,6 +302,9 @@ export class Gateway {
               this.deliver(c, d, msgFrame(m));
               if (c.queuedBytes > bound / 2) await c.drained(bound / 4);
             }
+            // Let the turn end between pages: the corked socket writes what it has (the client
+            // starts reading) and other sockets get their turn, instead of one huge write at the end.
+            await new Promise((r) => setImmediate(r));
           }
         } catch (err) {
           this.opts.log.warn({ conn: c.id, conv: r.conv, err: String(err) }, 'reading missed messages failed');
