@@ -10,11 +10,14 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { type Child, spawnNode, stopChild } from './children.js';
 import { GUARD, ROOT, TMP_PREFIX, waitHealthz } from './common.js';
-import type { Codec } from './loadgen.js';
+import { connect } from './loadgen.js';
 import type { Settings } from './suite.js';
+
+// hello → synced and frame decoding live in loadgen.ts; the suites import them from here too.
+export { decode, hello } from './loadgen.js';
 
 export interface Server {
   kind: 'node' | 'raw';
@@ -113,49 +116,6 @@ export function nofileLimits(pid: number | 'self'): { soft: number; hard: number
 export const sourceAddress = (i: number, spread: number) => `127.0.0.${1 + (i % spread)}`;
 
 export function connectFrom(url: string, protocol: string, localAddress: string, timeoutMs: number): Promise<WebSocket> {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocol, { perMessageDeflate: false, handshakeTimeout: timeoutMs, localAddress });
-    const timer = setTimeout(() => {
-      ws.terminate();
-      reject(new Error(`connect ${url} from ${localAddress}: timeout`));
-    }, timeoutMs);
-    ws.once('open', () => {
-      clearTimeout(timer);
-      ws.on('error', () => {});
-      resolve(ws);
-    });
-    ws.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-  });
+  return connect(url, protocol, timeoutMs, localAddress);
 }
 
-/** A frame in the negotiated encoding, or JSON text (the raw servers' own frames). */
-export const decode = (c: Codec, data: Buffer, isBinary: boolean): Record<string, unknown> =>
-  isBinary ? c.decode(data, true) : (JSON.parse(data.toString('utf8')) as Record<string, unknown>);
-
-/** hello → synced; `onFrame` sees every frame before synced (the backlog). Resolves with the ms it took. */
-export function hello(ws: WebSocket, c: Codec, user: string, token: string, timeoutMs: number, onFrame?: (f: Record<string, unknown>) => void): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const timer = setTimeout(() => {
-      ws.off('message', onMsg);
-      reject(new Error(`${user}: no synced within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onMsg = (data: Buffer, isBinary: boolean) => {
-      const f = decode(c, data, isBinary);
-      if (f.t === 'synced') {
-        clearTimeout(timer);
-        ws.off('message', onMsg);
-        resolve(performance.now() - t0);
-      } else if (f.t === 'err') {
-        clearTimeout(timer);
-        ws.off('message', onMsg);
-        reject(new Error(`${user}: hello refused: ${String(f.code)} ${String(f.msg)}`));
-      } else onFrame?.(f);
-    };
-    ws.on('message', onMsg);
-    ws.send(c.encode({ t: 'hello', token, device: 'bench' }));
-  });
-}

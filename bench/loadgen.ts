@@ -83,12 +83,12 @@ export class Window {
   }
 }
 
-export function connect(url: string, protocol: string, timeoutMs: number): Promise<WebSocket> {
+export function connect(url: string, protocol: string, timeoutMs: number, localAddress?: string): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, protocol, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
+    const ws = new WebSocket(url, protocol, { perMessageDeflate: false, handshakeTimeout: timeoutMs, ...(localAddress ? { localAddress } : {}) });
     const timer = setTimeout(() => {
       ws.terminate();
-      reject(new Error(`connect ${url}: timeout`));
+      reject(new Error(`connect ${url}${localAddress ? ` from ${localAddress}` : ''}: timeout`));
     }, timeoutMs);
     ws.once('open', () => {
       clearTimeout(timer);
@@ -100,6 +100,38 @@ export function connect(url: string, protocol: string, timeoutMs: number): Promi
       clearTimeout(timer);
       reject(err);
     });
+  });
+}
+
+/** A frame from a server: binary in the codec's encoding; text is JSON (raw baselines may send either). */
+export const decode = (c: Codec, data: Buffer, isBinary: boolean): Record<string, unknown> =>
+  isBinary ? c.decode(data, true) : (JSON.parse(data.toString('utf8')) as Record<string, unknown>);
+
+/**
+ * Send hello and wait for `synced`: resolves with the ms it took; frames before it go to
+ * `onFrame` (a backlog), an `err` rejects.
+ */
+export function hello(ws: WebSocket, c: Codec, user: string, token: string, timeoutMs: number, onFrame?: (f: Record<string, unknown>) => void): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const timer = setTimeout(() => {
+      ws.off('message', onMsg);
+      reject(new Error(`${user}: no synced within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onMsg = (data: Buffer, isBinary: boolean) => {
+      const f = decode(c, data, isBinary);
+      if (f.t === 'synced') {
+        clearTimeout(timer);
+        ws.off('message', onMsg);
+        resolve(performance.now() - t0);
+      } else if (f.t === 'err') {
+        clearTimeout(timer);
+        ws.off('message', onMsg);
+        reject(new Error(`${user}: hello refused: ${String(f.code)} ${String(f.msg)}`));
+      } else onFrame?.(f);
+    };
+    ws.on('message', onMsg);
+    ws.send(c.encode({ t: 'hello', token, device: 'bench' }));
   });
 }
 
@@ -367,27 +399,8 @@ export async function runE2E(o: E2EOptions, label: string): Promise<E2EResult> {
   await pool(users, 16, async (u) => void tokens.set(u, await o.token(u)));
 
   /** Connect, hello, wait for synced; backlog pushes (none for fresh users) are ignored. */
-  const open = async (user: string, role: 'sender' | 'recipient', i: number): Promise<WebSocket> => {
-    const ws = await connect(o.urlFor?.(user, role, i) ?? o.url, c.protocol, 10_000);
-    all.push(ws);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${user}: no synced within 10 s`)), 10_000);
-      const onMsg = (data: Buffer, isBinary: boolean) => {
-        const f = c.decode(data, isBinary);
-        if (f.t === 'synced') {
-          clearTimeout(timer);
-          ws.off('message', onMsg);
-          resolve();
-        } else if (f.t === 'err') {
-          clearTimeout(timer);
-          reject(new Error(`${user}: hello refused: ${String(f.code)} ${String(f.msg)}`));
-        }
-      };
-      ws.on('message', onMsg);
-      ws.send(c.encode({ t: 'hello', token: tokens.get(user)!, device: 'bench' }));
-    });
-    return ws;
-  };
+  const open = (user: string, role: 'sender' | 'recipient', i: number): Promise<WebSocket> =>
+    session(o.urlFor?.(user, role, i) ?? o.url, c, user, tokens.get(user)!, all);
 
   try {
     const pairs: Pair[] = await pool(Array.from({ length: o.pairs }, (_, i) => i), 25, async (i) => {
@@ -654,22 +667,7 @@ const RECV_COALESCE_MS = 20;
 async function session(url: string, c: Codec, user: string, token: string, all: WebSocket[]): Promise<WebSocket> {
   const ws = await connect(url, c.protocol, 10_000);
   all.push(ws);
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${user}: no synced within 10 s`)), 10_000);
-    const onMsg = (data: Buffer, isBinary: boolean) => {
-      const f = c.decode(data, isBinary);
-      if (f.t === 'synced') {
-        clearTimeout(timer);
-        ws.off('message', onMsg);
-        resolve();
-      } else if (f.t === 'err') {
-        clearTimeout(timer);
-        reject(new Error(`${user}: hello refused: ${String(f.code)} ${String(f.msg)}`));
-      }
-    };
-    ws.on('message', onMsg);
-    ws.send(c.encode({ t: 'hello', token, device: 'bench' }));
-  });
+  await hello(ws, c, user, token, 10_000);
   return ws;
 }
 
