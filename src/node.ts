@@ -118,9 +118,13 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
   const log = opts.log ?? pino({ level: config.logLevel, base: { node: config.nodeId } });
   const web = webApp(config, log);
   const metrics = new Metrics();
-  // Writes cannot succeed any more: every send is refused (`unavailable`), and /healthz says why.
-  let failed = (err: Error) => log.fatal({ err: String(err) }, 'store writer failed: writes are refused until the node restarts');
-  const store = await openStore(config, (err) => failed(err));
+  // Writes cannot succeed any more: every send is refused (`unavailable`), and /healthz says why
+  // (the gateway exists from a little later on; the store only reports this after opening).
+  let gateway: Gateway | undefined;
+  const store = await openStore(config, (err) => {
+    log.fatal({ err: String(err) }, 'store writer failed: writes are refused until the node restarts');
+    gateway?.markFailed(`store writer: ${err.message}`);
+  });
   const bus = await openBus(config, log, metrics);
   const system = startActorSystem();
   const auth = new Auth(config.jwtSecret);
@@ -182,7 +186,7 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
     parkAfterMs: 1000,
     onError: onActorError,
   });
-  const gateway = new Gateway({
+  gateway = new Gateway({
     config,
     node: config.nodeId,
     log,
@@ -194,11 +198,6 @@ export async function startNode(config: Config, opts: StartOptions = {}): Promis
     media,
     routes: [...(mediaStore instanceof FsMediaStore ? [mediaStore.route] : []), ...(web ? [web] : [])],
   });
-  const logFailure = failed;
-  failed = (err) => {
-    logFailure(err);
-    gateway.markFailed(`store writer: ${err.message}`);
-  };
   router = new Router({
     node: config.nodeId,
     partitions: config.partitions,

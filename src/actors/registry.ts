@@ -62,14 +62,12 @@ interface Entry<C> {
   /** The nact actor; null while parked. */
   ref: Ref<typeof RUN> | null;
   queue: Array<Envelope<C>>;
-  /** A RUN message is in the nact mailbox or being handled. */
+  /** A RUN message is in the nact mailbox or being handled (so also: a handler may be running). */
   scheduled: boolean;
   actor: Actor<C>;
   inflight: number;
   /** ms since the registry started (a small integer, not a boxed double per entry). */
   lastUsed: number;
-  /** A handler of this actor is running. */
-  running: boolean;
   /** Its commands are sparse: park it as soon as it is idle. */
   eager: boolean;
 }
@@ -189,7 +187,7 @@ export class ActorRegistry<C> {
   private addEntry(key: string): Entry<C> {
     // Used long enough ago that its first command counts as sparse.
     const lastUsed = this.now() - (this.opts.parkAfterMs ?? 0) - 1;
-    const entry: Entry<C> = { ref: null, queue: [], scheduled: false, actor: this.factory(key), inflight: 0, lastUsed, running: false, eager: false };
+    const entry: Entry<C> = { ref: null, queue: [], scheduled: false, actor: this.factory(key), inflight: 0, lastUsed, eager: false };
     this.entries.set(key, entry);
     return entry;
   }
@@ -205,7 +203,7 @@ export class ActorRegistry<C> {
    * with frequent commands once it has been quiet for `parkAfterMs`.
    */
   private idle(entry: Entry<C>): void {
-    if (!this.parker || entry.inflight > 0 || entry.running || entry.scheduled || !entry.ref) return;
+    if (!this.parker || entry.inflight > 0 || entry.scheduled || !entry.ref) return;
     if (entry.eager) this.stopRef(entry);
     else this.unparked.add(entry);
   }
@@ -215,9 +213,9 @@ export class ActorRegistry<C> {
     const cutoff = this.now() - this.opts.parkAfterMs!;
     for (const entry of this.unparked) {
       if (!entry.ref) this.unparked.delete(entry);
-      else if (entry.inflight === 0 && !entry.running && !entry.scheduled && entry.lastUsed <= cutoff) this.stopRef(entry);
+      else if (entry.inflight === 0 && !entry.scheduled && entry.lastUsed <= cutoff) this.stopRef(entry);
       // Still busy or recently used: checked again next time (idle() adds it back when it is done).
-      else if (entry.inflight > 0 || entry.running || entry.scheduled) this.unparked.delete(entry);
+      else if (entry.inflight > 0 || entry.scheduled) this.unparked.delete(entry);
     }
   }
 
@@ -229,14 +227,11 @@ export class ActorRegistry<C> {
         for (let n = 0; n < RUN_BATCH; n++) {
           const env = entry.queue.shift();
           if (env === undefined) break;
-          entry.running = true;
           try {
             await entry.actor.handle(env.cmd, env.done);
           } catch (err) {
             onError?.(key, err);
             env.done.reject(err);
-          } finally {
-            entry.running = false;
           }
         }
         if (entry.queue.length > 0) dispatch(ref, RUN);
