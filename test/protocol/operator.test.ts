@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startTestNode, type TestNode } from '../helpers/node.js';
+import { RawClient } from '../helpers/raw.js';
 
 let dev: TestNode;
 let prod: TestNode;
@@ -42,5 +43,24 @@ describe('operator endpoints', () => {
     expect(await welcome).toMatchObject({ t: 'welcome', user: 'ops1' });
     ws.close();
     expect((await http(prod, '/dev/token?user=ops1')).status).toBe(404);
+  });
+
+  it('when the SQLite writer thread dies, /healthz answers 503 failed and a send gets err unavailable', async () => {
+    const node = await startTestNode();
+    try {
+      const token = async (u: string) => ((await (await http(node, `/dev/token?user=${u}`)).json()) as { token: string }).token;
+      const c = await RawClient.signIn(node.url, await token('ops2'));
+      // Reach the store's writer thread (private) and end it, as a crash of that thread would.
+      await (node.node.store as unknown as { link: { worker: { terminate(): Promise<number> } } }).link.worker.terminate();
+      for (let i = 0; i < 100 && (await http(node, '/healthz')).status === 200; i++) await new Promise((r) => setTimeout(r, 20));
+      const res = await http(node, '/healthz');
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ status: 'failed', failure: expect.stringMatching(/store writer/) });
+      const reply = await c.request({ t: 'send', id: 1, to: 'ops3', cmid: 'w1', body: 'hi' });
+      expect(reply).toMatchObject({ t: 'err', re: 1, code: 'unavailable' });
+      c.close();
+    } finally {
+      await node.stop();
+    }
   });
 });
